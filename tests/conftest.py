@@ -1,0 +1,38 @@
+"""Shared fixtures: a real flight database built once per test session."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from database.build import build_database
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed-0 database, built once into a session temp dir (never the repo's default file)."""
+    return build_database(tmp_path_factory.mktemp("db") / "flights.db", seed=0)
+
+
+@pytest.fixture
+def db_copy(template_db: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the template for one test."""
+    destination = tmp_path / "flights.db"
+    source = sqlite3.connect(template_db)
+    target = sqlite3.connect(destination)
+    source.backup(target)
+    source.close()
+    target.close()
+    return destination
+
+
+def table_contents(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, for before/after comparisons."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {table: conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall() for table in tables}
+    finally:
+        conn.close()

@@ -1,0 +1,230 @@
+"""Dataclass configurations for the PPO core: the policy model (`ModelConfig`) and the optimisation (`PPOConfig`).
+
+The field docs below are the reference for every option, in the style of TRL's `*_config.py` files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["GPT2_LORA_TARGETS", "LLAMA_LORA_TARGETS", "ModelConfig", "PPOConfig", "default_lora_targets"]
+
+_DTYPES = ("float32", "bfloat16", "float16")
+GPT2_LORA_TARGETS: list[str] = ["c_attn", "c_proj"]
+LLAMA_LORA_TARGETS: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def default_lora_targets(model_type: str) -> list[str]:
+    """LoRA target modules for a `transformers` `model_type` when `ModelConfig.lora_target_modules` is None.
+
+    Args:
+        model_type: `config.model_type` of the loaded model (e.g. "gpt2", "llama", "mistral", "qwen2").
+
+    Returns:
+        `["c_attn", "c_proj"]` for the GPT-2 family (Conv1D attention), the Llama-style attention projections otherwise.
+    """
+    if model_type in ("gpt2", "gpt_neo", "gptj", "gpt_bigcode"):
+        return list(GPT2_LORA_TARGETS)
+    return list(LLAMA_LORA_TARGETS)
+
+
+def _require(cond: bool, name: str, value: object, rule: str) -> None:
+    if not cond:
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """How to load, adapt and sample from the policy model.
+
+    Parameters:
+        base_model (`str`):
+            Hub id or local directory of any causal LM loadable by `AutoModelForCausalLM` (GPT-2/DialoGPT family with
+            Conv1D layers, Llama family, ...).
+        use_quantization (`bool`, defaults to `False`):
+            Load the base weights in 4-bit NF4 with bitsandbytes (works on CPU and CUDA). Requires `use_lora`,
+            because 4-bit weights cannot be trained directly.
+        bnb_4bit_compute_dtype (`str`, defaults to `"float32"`):
+            Dtype of the 4-bit matmuls: `"float32"`, `"bfloat16"` or `"float16"`.
+        bnb_4bit_use_double_quant (`bool`, defaults to `True`):
+            Also quantize the quantization constants (saves ~0.4 bit per parameter).
+        use_lora (`bool`, defaults to `True`):
+            Train LoRA adapters (the reference policy is then the same model with the adapter disabled). When
+            `False`, all weights are trained and a frozen copy serves as the reference.
+        lora_r (`int`, defaults to `16`):
+            LoRA rank.
+        lora_alpha (`int`, defaults to `32`):
+            LoRA scaling numerator (the update is scaled by `lora_alpha / lora_r`).
+        lora_dropout (`float`, defaults to `0.05`):
+            Dropout on the LoRA input. Ignored while `disable_dropout` is `True`.
+        lora_target_modules (`list[str]` or `None`, defaults to `None`):
+            Module names to adapt. `None` picks per architecture: `["c_attn", "c_proj"]` for GPT-2,
+            `["q_proj", "k_proj", "v_proj", "o_proj"]` for Llama-style models.
+        max_query_length (`int`, defaults to `512`):
+            Maximum prompt length in tokens; longer prompts are truncated from the LEFT, keeping the newest context.
+        max_response_length (`int`, defaults to `48`):
+            Maximum number of new tokens sampled per response.
+        temperature (`float`, defaults to `0.7`):
+            Sampling temperature (generation only; PPO log-probabilities use the untempered model, as classic TRL).
+        top_p (`float`, defaults to `0.9`):
+            Nucleus sampling mass; `1.0` disables it.
+        top_k (`int`, defaults to `50`):
+            Top-k sampling; `0` disables it.
+        stop_at_newline (`bool`, defaults to `True`):
+            End a response at the first token containing a newline (kept in the response), as well as at eos.
+        torch_dtype (`str`, defaults to `"float32"`):
+            Dtype of the non-quantized base weights. The value head is always float32.
+        disable_dropout (`bool`, defaults to `True`):
+            Set every dropout probability in the policy to 0, so rollout log-probabilities and the PPO forward pass
+            see the same function (otherwise the ratio is noisy even before any update).
+        gradient_checkpointing (`bool`, defaults to `False`):
+            Recompute activations in the backward pass to save memory (slower).
+    """
+
+    base_model: str = "gpt2"
+    use_quantization: bool = False
+    bnb_4bit_compute_dtype: str = "float32"
+    bnb_4bit_use_double_quant: bool = True
+    use_lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] | None = None
+    max_query_length: int = 512
+    max_response_length: int = 48
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    stop_at_newline: bool = True
+    torch_dtype: str = "float32"
+    disable_dropout: bool = True
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.base_model, str) and bool(self.base_model), "base_model", self.base_model,
+                 "a non-empty string")
+        _require(self.bnb_4bit_compute_dtype in _DTYPES, "bnb_4bit_compute_dtype", self.bnb_4bit_compute_dtype,
+                 f"one of {_DTYPES}")
+        _require(self.torch_dtype in _DTYPES, "torch_dtype", self.torch_dtype, f"one of {_DTYPES}")
+        _require(not self.use_quantization or self.use_lora, "use_quantization", self.use_quantization,
+                 "False when use_lora is False (4-bit weights can only be trained through LoRA)")
+        _require(self.lora_r > 0, "lora_r", self.lora_r, "> 0")
+        _require(self.lora_alpha > 0, "lora_alpha", self.lora_alpha, "> 0")
+        _require(0.0 <= self.lora_dropout < 1.0, "lora_dropout", self.lora_dropout, "in [0, 1)")
+        _require(self.lora_target_modules is None or len(self.lora_target_modules) > 0, "lora_target_modules",
+                 self.lora_target_modules, "None or a non-empty list")
+        _require(self.max_query_length > 0, "max_query_length", self.max_query_length, "> 0")
+        _require(self.max_response_length > 0, "max_response_length", self.max_response_length, "> 0")
+        _require(self.temperature > 0.0, "temperature", self.temperature, "> 0")
+        _require(0.0 < self.top_p <= 1.0, "top_p", self.top_p, "in (0, 1]")
+        _require(self.top_k >= 0, "top_k", self.top_k, ">= 0")
+
+
+@dataclass
+class PPOConfig:
+    """Optimisation settings for `PPOTrainer.step` (names and defaults follow classic TRL `PPOConfig`).
+
+    Parameters:
+        learning_rate (`float`, defaults to `1.41e-5`):
+            AdamW learning rate for the trainable parameters (LoRA or all weights, plus the value head).
+        weight_decay (`float`, defaults to `0.0`):
+            AdamW weight decay.
+        batch_size (`int`, defaults to `8`):
+            Nominal number of (query, response, score) samples per `step`. `step` accepts any size; this is used to
+            validate the mini-batch layout and for the adaptive KL horizon.
+        mini_batch_size (`int`, defaults to `4`):
+            Samples per forward/backward pass.
+        gradient_accumulation_steps (`int`, defaults to `1`):
+            Mini-batches accumulated per optimizer step.
+        ppo_epochs (`int`, defaults to `4`):
+            Passes over the (shuffled) batch per `step`.
+        gamma (`float`, defaults to `1.0`):
+            Discount factor.
+        lam (`float`, defaults to `0.95`):
+            GAE lambda.
+        cliprange (`float`, defaults to `0.2`):
+            PPO ratio clip range.
+        cliprange_value (`float`, defaults to `0.2`):
+            Clip range of the value prediction around the rollout value.
+        vf_coef (`float`, defaults to `0.1`):
+            Weight of the value loss in the total loss.
+        entropy_coef (`float`, defaults to `0.0`):
+            Weight of the entropy bonus (subtracted from the loss).
+        max_grad_norm (`float` or `None`, defaults to `1.0`):
+            Gradient clipping norm; `None` disables clipping.
+        adaptive_kl (`bool`, defaults to `True`):
+            Adapt the KL coefficient towards `kl_target` (Ziegler et al. 2019); otherwise keep `init_kl_coef`.
+        init_kl_coef (`float`, defaults to `0.2`):
+            Initial (or fixed) coefficient of the per-token KL penalty against the reference policy.
+        kl_target (`float`, defaults to `6.0`):
+            Target per-sequence KL (nats, summed over response tokens) for the adaptive controller.
+        kl_horizon (`int`, defaults to `10000`):
+            Horizon (in samples) of the adaptive controller.
+        target_kl (`float` or `None`, defaults to `0.1`):
+            Early stop: after each epoch, if the mean per-token approximate KL between the pre-update and the
+            current policy on the batch exceeds this, the remaining epochs are skipped. `None` disables.
+        max_kl (`float` or `None`, defaults to `1.0`):
+            Hard limit: if that KL exceeds this after any epoch, the whole update is rejected and the trainable
+            weights, value head and optimizer state are restored exactly. `None` disables.
+        whiten_advantages (`bool`, defaults to `True`):
+            Normalise advantages to zero mean and unit variance over the batch's response tokens.
+        seed (`int`, defaults to `0`):
+            Seed for sampling in `generate` and for mini-batch shuffling.
+        mixed_precision (`str`, defaults to `"no"`):
+            Passed to the `accelerate.Accelerator` that the trainer creates when none is given
+            (`"no"`, `"fp16"`, `"bf16"`).
+    """
+
+    learning_rate: float = 1.41e-5
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    mini_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    ppo_epochs: int = 4
+    gamma: float = 1.0
+    lam: float = 0.95
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    entropy_coef: float = 0.0
+    max_grad_norm: float | None = 1.0
+    adaptive_kl: bool = True
+    init_kl_coef: float = 0.2
+    kl_target: float = 6.0
+    kl_horizon: int = 10000
+    target_kl: float | None = 0.1
+    max_kl: float | None = 1.0
+    whiten_advantages: bool = True
+    seed: int = 0
+    mixed_precision: str = field(default="no")
+
+    def __post_init__(self) -> None:
+        _require(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", self.learning_rate,
+                 "a finite number > 0")
+        _require(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _require(self.batch_size > 0, "batch_size", self.batch_size, "> 0")
+        _require(self.mini_batch_size > 0, "mini_batch_size", self.mini_batch_size, "> 0")
+        _require(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps",
+                 self.gradient_accumulation_steps, "> 0")
+        backward = self.mini_batch_size * self.gradient_accumulation_steps
+        _require(self.batch_size % backward == 0, "batch_size", self.batch_size,
+                 f"a multiple of mini_batch_size * gradient_accumulation_steps = {backward}")
+        _require(self.ppo_epochs > 0, "ppo_epochs", self.ppo_epochs, "> 0")
+        _require(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
+        _require(0.0 <= self.lam <= 1.0, "lam", self.lam, "in [0, 1]")
+        _require(self.cliprange > 0, "cliprange", self.cliprange, "> 0")
+        _require(self.cliprange_value > 0, "cliprange_value", self.cliprange_value, "> 0")
+        _require(self.vf_coef >= 0, "vf_coef", self.vf_coef, ">= 0")
+        _require(self.entropy_coef >= 0, "entropy_coef", self.entropy_coef, ">= 0")
+        _require(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm,
+                 "None or > 0")
+        _require(self.init_kl_coef >= 0, "init_kl_coef", self.init_kl_coef, ">= 0")
+        _require(self.kl_target > 0, "kl_target", self.kl_target, "> 0")
+        _require(self.kl_horizon > 0, "kl_horizon", self.kl_horizon, "> 0")
+        _require(self.target_kl is None or self.target_kl > 0, "target_kl", self.target_kl, "None or > 0")
+        _require(self.max_kl is None or self.max_kl > 0, "max_kl", self.max_kl, "None or > 0")
+        if self.target_kl is not None and self.max_kl is not None:
+            _require(self.max_kl >= self.target_kl, "max_kl", self.max_kl, f">= target_kl ({self.target_kl})")
+        _require(self.mixed_precision in ("no", "fp16", "bf16"), "mixed_precision", self.mixed_precision,
+                 "one of ('no', 'fp16', 'bf16')")

@@ -1,0 +1,236 @@
+"""Causal LM policy with a scalar value head, optional 4-bit NF4 base weights and LoRA adapters."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
+
+from training.ppo.config import ModelConfig, default_lora_targets
+
+__all__ = ["POLICY_CONFIG_NAME", "VALUE_HEAD_NAME", "PolicyWithValueHead", "load_tokenizer"]
+
+VALUE_HEAD_NAME = "value_head.safetensors"
+POLICY_CONFIG_NAME = "policy_config.json"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """Load a tokenizer and make sure it has a pad token (GPT-2/DialoGPT ship without one: reuse eos)."""
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_base(model_config: ModelConfig, path: str, device: torch.device | None) -> nn.Module:
+    """Load the (optionally 4-bit) base causal LM from `path`."""
+    kwargs: dict = {"dtype": _DTYPES[model_config.torch_dtype]}
+    if model_config.use_quantization:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=model_config.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=_DTYPES[model_config.bnb_4bit_compute_dtype],
+        )
+        # bitsandbytes quantizes while loading, so the target device must be known up front.
+        kwargs["device_map"] = {"": str(device or "cpu")}
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if model_config.use_quantization:
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes the 4-bit base, upcasts norms/embeddings to float32 and makes input embeddings require grad.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=model_config.gradient_checkpointing)
+    elif model_config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    if device is not None and not model_config.use_quantization:
+        model = model.to(device)
+    if model_config.disable_dropout:
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+    return model
+
+
+def _lora_config(model_config: ModelConfig, model_type: str):  # noqa: ANN202 - peft is imported lazily
+    from peft import LoraConfig, TaskType
+
+    targets = model_config.lora_target_modules or default_lora_targets(model_type)
+    return LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=model_config.lora_r,
+        lora_alpha=model_config.lora_alpha,
+        lora_dropout=0.0 if model_config.disable_dropout else model_config.lora_dropout,
+        target_modules=list(targets),
+        # GPT-2's Conv1D stores weights as (in, out); peft needs to know to transpose.
+        fan_in_fan_out=model_type == "gpt2",
+    )
+
+
+class PolicyWithValueHead(nn.Module):
+    """A causal LM plus a float32 `nn.Linear(hidden, 1)` value head on the last hidden state of every token.
+
+    The reference policy is the same network with the LoRA adapter disabled (no second copy in memory) or, for full
+    fine-tuning, a frozen deep copy made at construction time.
+
+    Args:
+        pretrained_model: The (possibly peft-wrapped) causal LM.
+        model_config: The configuration it was built from (recorded in checkpoints).
+        tokenizer: Tokenizer saved alongside checkpoints.
+        ref_model: Frozen reference model for full fine-tuning; must be None when the model is a PeftModel.
+    """
+
+    def __init__(
+        self,
+        pretrained_model: nn.Module,
+        model_config: ModelConfig,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        ref_model: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.pretrained_model = pretrained_model
+        self.model_config = model_config
+        self.tokenizer = tokenizer
+        self.is_peft = hasattr(pretrained_model, "disable_adapter")
+        hidden = pretrained_model.config.get_text_config().hidden_size
+        self.value_head = nn.Linear(hidden, 1, dtype=torch.float32)
+        device = next(pretrained_model.parameters()).device
+        self.value_head.to(device)
+        # Small init keeps the first value predictions near 0 so the clipped value loss starts in range.
+        nn.init.normal_(self.value_head.weight, std=1.0 / (hidden + 1))
+        nn.init.zeros_(self.value_head.bias)
+        if ref_model is not None:
+            ref_model.requires_grad_(False).eval()
+        # Stored outside the module tree so it is not trained, saved or moved with the policy's parameters.
+        self.__dict__["ref_model"] = ref_model
+
+    @classmethod
+    def from_config(cls, model_config: ModelConfig, device: torch.device | str | None = None) -> PolicyWithValueHead:
+        """Build a policy from `model_config.base_model` (hub id or local dir), with quantization/LoRA as configured.
+
+        Args:
+            model_config: Model configuration.
+            device: Device for the weights (4-bit weights are quantized directly on it). Defaults to CPU.
+
+        Returns:
+            The policy, with only the LoRA (or all base) weights and the value head trainable.
+        """
+        device = torch.device(device) if device is not None else None
+        base = _load_base(model_config, model_config.base_model, device)
+        tokenizer = load_tokenizer(model_config.base_model)
+        if model_config.use_lora:
+            from peft import get_peft_model
+
+            model = get_peft_model(base, _lora_config(model_config, base.config.model_type))
+            return cls(model, model_config, tokenizer)
+        return cls(base, model_config, tokenizer, ref_model=copy.deepcopy(base))
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and per-token values.
+
+        Args:
+            input_ids: (B, L) token ids.
+            attention_mask: (B, L) 1 for real tokens.
+            position_ids: (B, L) positions; defaults to `cumsum(attention_mask) - 1`, correct for left or right padding.
+
+        Returns:
+            logits (B, L, V) and values (B, L) in float32; `values[:, t]` estimates the return after token t.
+        """
+        if position_ids is None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+        out = self.pretrained_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        hidden = out.hidden_states[-1].float()  # (B, L, H), after the final layer norm
+        values = self.value_head(hidden).squeeze(-1)  # (B, L)
+        return out.logits, values
+
+    @torch.no_grad()
+    def reference_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (B, L, V) of the reference policy (adapter disabled, or the frozen copy)."""
+        if position_ids is None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+        if self.is_peft:
+            with self.pretrained_model.disable_adapter():
+                return self.pretrained_model(**kwargs, use_cache=False).logits
+        if self.ref_model is None:
+            raise RuntimeError("full fine-tuning policy has no reference model")
+        return self.ref_model(**kwargs, use_cache=False).logits
+
+    @torch.no_grad()
+    def reference_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Reference log-probabilities (B, L-1) of each next token `input_ids[:, 1:]`."""
+        from training.ppo.core import logprobs_from_logits
+
+        logits = self.reference_logits(input_ids, attention_mask, position_ids)
+        return logprobs_from_logits(logits[:, :-1], input_ids[:, 1:])
+
+    def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """(name, parameter) pairs that PPO updates: LoRA (or all base) weights and the value head."""
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+    def save_pretrained(self, save_directory: str | Path) -> None:
+        """Save adapter (or full weights), value head, tokenizer and `policy_config.json` to `save_directory`."""
+        out = Path(save_directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.pretrained_model.save_pretrained(out)
+        head = {k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()}
+        save_file(head, str(out / VALUE_HEAD_NAME))
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(out)
+        meta = {"model_config": asdict(self.model_config), "is_peft": self.is_peft, "format_version": 1}
+        (out / POLICY_CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def from_pretrained(
+        cls, save_directory: str | Path, device: torch.device | str | None = None
+    ) -> PolicyWithValueHead:
+        """Load a policy written by `save_pretrained`.
+
+        A LoRA checkpoint reloads the base from the recorded `base_model` and attaches the adapter trainably; a full
+        checkpoint loads its own weights, with the recorded `base_model` as the frozen reference.
+
+        Args:
+            save_directory: Checkpoint directory.
+            device: Target device (defaults to CPU).
+
+        Returns:
+            The restored policy.
+        """
+        src = Path(save_directory)
+        meta = json.loads((src / POLICY_CONFIG_NAME).read_text())
+        known = {f.name for f in fields(ModelConfig)}
+        model_config = ModelConfig(**{k: v for k, v in meta["model_config"].items() if k in known})
+        dev = torch.device(device) if device is not None else None
+        tokenizer = load_tokenizer(str(src)) if (src / "tokenizer_config.json").exists() else None
+        if meta["is_peft"]:
+            from peft import PeftModel
+
+            base = _load_base(model_config, model_config.base_model, dev)
+            model = PeftModel.from_pretrained(base, str(src), is_trainable=True)
+            policy = cls(model, model_config, tokenizer)
+        else:
+            model = _load_base(model_config, str(src), dev)
+            ref = _load_base(model_config, model_config.base_model, dev)
+            policy = cls(model, model_config, tokenizer, ref_model=ref)
+        head = load_file(str(src / VALUE_HEAD_NAME), device=str(next(policy.value_head.parameters()).device))
+        policy.value_head.load_state_dict(head)
+        return policy
