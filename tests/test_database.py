@@ -167,6 +167,7 @@ def test_confirmation_codes_depend_on_salt(template_db: Path, tmp_path: Path) ->
         episode.reset(code_salt=salt)
         with FlightDatabase(episode.path) as db:
             flight = db.search_flights("SEA", "SFO", "2026-12-05")[0]
-            codes.append(db.book_flight(flight["flight_number"], "2026-12-05", "economy", "Ann Lee")["confirmation_code"])
+            booking = db.book_flight(flight["flight_number"], "2026-12-05", "economy", "Ann Lee")
+            codes.append(booking["confirmation_code"])
     assert codes[0] == codes[2] != codes[1]
     episode.close()

@@ -161,8 +161,9 @@ def test_mcp_and_inprocess_transports_return_equal_results(template_db: Path, tm
                                                    "cabin": "economy", "passenger_name": "Zoe Park", "passengers": 3})
         outcomes.append(booked)
         if booked.ok:
-            outcomes.append(await client.call("get_booking", {"confirmation_code": booked.data["confirmation_code"]}))
-            outcomes.append(await client.call("cancel_booking", {"confirmation_code": booked.data["confirmation_code"]}))
+            code = {"confirmation_code": booked.data["confirmation_code"]}
+            outcomes.append(await client.call("get_booking", code))
+            outcomes.append(await client.call("cancel_booking", code))
         await client.close()
         return outcomes
 

@@ -1,0 +1,78 @@
+"""Configuration of the conversation environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agents.booking.base import BookingAgentConfig
+from agents.verifier.verifier import VerifierConfig
+from environment.rewards import RewardConfig
+
+PLAIN_TEMPLATE = (
+    "You are a traveller chatting with an airline booking agent. Write only your next message.\n"
+    "Objective: {objective}\n"
+    "Booking context: {context}\n"
+    "Turn: {turn} of {max_turns}\n"
+    "Conversation:\n{history}\n"
+    "User:"
+)
+SYSTEM_TEMPLATE = (
+    "You are a traveller chatting with an airline booking agent. Reply with your next message only.\n"
+    "Objective: {objective}\nBooking context: {context}\nTurn: {turn} of {max_turns}"
+)
+
+
+@dataclass
+class EnvironmentConfig:
+    """The conversation environment.
+
+    Attributes:
+        db_path: template flight database; ``None`` builds/uses ``database/flights.db`` (seed ``db_seed``).
+        db_seed: generator seed for the default database.
+        workdir: where per-environment working copies live (a temp dir when ``None``).
+        max_conversation_length: user turns before an episode is truncated.
+        history_window: messages of history shown in the state (the most recent ones).
+        state_template: "plain" (``plain_template``) or "chat" (the tokenizer's chat template: the booking agent
+            speaks as "user", the auto-user as "assistant", objective and context in the system message).
+        plain_template: format string with {objective}, {context}, {turn}, {max_turns}, {history}.
+        system_template: system message of the chat form, same fields but {history}.
+        agent_opens: the booking agent greets first.
+        num_objectives: objectives generated from the database for the train/eval split.
+        eval_fraction: share of objectives held out for evaluation.
+        infeasible_fraction: share of infeasible objectives.
+        objectives_file: optional JSONL of user-supplied objectives (replaces the generated training objectives).
+        seed: seeds objective generation, the split and episode sampling.
+    """
+
+    db_path: str | None = None
+    db_seed: int = 0
+    workdir: str | None = None
+    max_conversation_length: int = 8
+    history_window: int = 20
+    state_template: Literal["plain", "chat"] = "plain"
+    plain_template: str = PLAIN_TEMPLATE
+    system_template: str = SYSTEM_TEMPLATE
+    agent_opens: bool = True
+    num_objectives: int = 500
+    eval_fraction: float = 0.2
+    infeasible_fraction: float = 0.1
+    objectives_file: str | None = None
+    seed: int = 0
+    agent: BookingAgentConfig = field(default_factory=BookingAgentConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_conversation_length < 1:
+            raise ValueError(f"max_conversation_length must be >= 1, got {self.max_conversation_length}")
+        if self.history_window < 1:
+            raise ValueError(f"history_window must be >= 1, got {self.history_window}")
+        if self.state_template not in ("plain", "chat"):
+            raise ValueError(f"state_template must be 'plain' or 'chat', got {self.state_template!r}")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
+        if not 0.0 <= self.infeasible_fraction < 1.0:
+            raise ValueError(f"infeasible_fraction must be in [0, 1), got {self.infeasible_fraction}")
+        if self.num_objectives < 2:
+            raise ValueError(f"num_objectives must be >= 2, got {self.num_objectives}")

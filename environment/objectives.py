@@ -1,0 +1,147 @@
+"""User objectives: what the simulated traveller wants, generated from the database as a ``datasets.Dataset``.
+
+About ``infeasible_fraction`` of objectives cannot be met as stated (every flight's cabin sold out for the party,
+or no route between the cities); the right behaviour there is to accept an alternative or end politely.
+Objective kinds: "feasible", "multi_passenger", "budget", "infeasible".
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from dataclasses import asdict, dataclass, fields
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+
+FIRST_NAMES = ["Ann", "Bob", "Carlos", "Diana", "Emeka", "Fatima", "George", "Hana", "Ivan", "Julia", "Kenji", "Laura",
+               "Mateo", "Nina", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor", "Wei", "Yara", "Zoe"]
+LAST_NAMES = ["Lee", "Garcia", "Smith", "Okafor", "Khan", "Novak", "Tanaka", "Rossi", "Park", "Silva", "Brown",
+              "Cohen", "Nguyen", "Patel", "Muller", "Jones", "Kim", "Lopez", "Walsh", "Singh"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the traveller wants. ``text`` is the natural-language form the policy sees in its state."""
+
+    objective_id: str
+    origin: str
+    destination: str
+    origin_city: str
+    destination_city: str
+    date: str
+    cabin: str
+    passengers: int
+    passenger_name: str
+    kind: str = "feasible"
+    feasible: bool = True
+    budget: float | None = None
+    flexible_days: int = 0
+    text: str = ""
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Objective:
+        names = {f.name for f in fields(cls)}
+        unknown = set(record) - names
+        if unknown:
+            raise ValueError(f"unknown objective field(s): {', '.join(sorted(unknown))}")
+        objective = cls(**record)
+        return objective if objective.text else objective.with_text()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_text(self) -> Objective:
+        day = date.fromisoformat(self.date)
+        party = "yourself" if self.passengers == 1 else f"{self.passengers} passengers"
+        text = (f"You want to fly from {self.origin_city} to {self.destination_city} on "
+                f"{day.strftime('%B')} {day.day}, {day.year}, in {self.cabin}, for {party}. "
+                f"The lead passenger is {self.passenger_name}.")
+        if self.budget is not None:
+            text += f" Keep the total under ${self.budget:,.0f}."
+        if self.flexible_days:
+            text += f" You can shift the date by up to {self.flexible_days} day(s)."
+        return Objective(**{**asdict(self), "text": text})
+
+
+def generate_objectives(db_path: str | Path, count: int, seed: int = 0, infeasible_fraction: float = 0.1) -> Dataset:
+    """Sample ``count`` objectives from the database (read-only) as a Dataset of Objective records."""
+    rng = random.Random(seed)
+    conn = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    cities = {row["code"]: row["city"] for row in conn.execute("SELECT code, city FROM airports")}
+    routes = [tuple(row) for row in conn.execute("SELECT DISTINCT origin, destination FROM flights ORDER BY 1, 2")]
+    route_set = set(routes)
+    today = date.fromisoformat(conn.execute("SELECT value FROM metadata WHERE key = 'today'").fetchone()[0])
+    records = []
+    while len(records) < count:
+        index = len(records)
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        day = (today + timedelta(days=rng.randint(1, 45))).isoformat()
+        if rng.random() < infeasible_fraction:
+            record = _infeasible(conn, rng, cities, routes, route_set, day)
+            if record is None:
+                continue
+        else:
+            origin, destination = rng.choice(routes)
+            kind = rng.choice(["feasible", "feasible", "multi_passenger", "budget"])
+            passengers = rng.randint(2, 4) if kind == "multi_passenger" else 1
+            cabin = rng.choices(["economy", "business", "first"], weights=[6, 3, 1])[0]
+            flights = conn.execute(
+                f"SELECT price_{cabin} AS price FROM flights WHERE origin = ? AND destination = ? AND"
+                f" departure_date = ? AND status != 'cancelled' AND seats_{cabin} >= ? ORDER BY price",
+                (origin, destination, day, passengers)).fetchall()
+            if not flights:
+                continue
+            budget = round(flights[0]["price"] * passengers * rng.uniform(1.05, 1.3), -1) if kind == "budget" else None
+            record = dict(origin=origin, destination=destination, date=day, cabin=cabin, passengers=passengers,
+                          kind=kind, feasible=True, budget=budget)
+        objective = Objective(
+            objective_id=f"obj-{seed}-{index:05d}", origin_city=cities[record["origin"]],
+            destination_city=cities[record["destination"]], passenger_name=name,
+            flexible_days=rng.choice([0, 0, 0, 1]), **record).with_text()
+        records.append(objective.to_dict())
+    conn.close()
+    return Dataset.from_list(records)
+
+
+def _infeasible(conn, rng, cities, routes, route_set, day) -> dict[str, Any] | None:
+    if rng.random() < 0.5:  # no route between two served cities
+        codes = sorted(cities)
+        for _ in range(50):
+            origin, destination = rng.sample(codes, 2)
+            if (origin, destination) not in route_set:
+                return dict(origin=origin, destination=destination, date=day, cabin="economy", passengers=1,
+                            kind="infeasible", feasible=False)
+        return None
+    # A route and day whose every flight has the cabin sold out.
+    row = conn.execute(
+        "SELECT origin, destination, departure_date FROM flights GROUP BY origin, destination, departure_date"
+        " HAVING max(seats_first) = 0 ORDER BY origin, destination, departure_date LIMIT 1 OFFSET ?",
+        (rng.randint(0, 40),)).fetchone()
+    if row is None:
+        return None
+    return dict(origin=row["origin"], destination=row["destination"], date=row["departure_date"], cabin="first",
+                passengers=1, kind="infeasible", feasible=False)
+
+
+def split_objectives(dataset: Dataset, eval_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """A seeded train/eval split."""
+    parts = dataset.train_test_split(test_size=eval_fraction, seed=seed)
+    return parts["train"], parts["test"]
+
+
+def load_objectives_jsonl(path: str | Path) -> list[Objective]:
+    """User-supplied objectives, one JSON object per line (fields of :class:`Objective`; ``text`` optional)."""
+    objectives = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            objectives.append(Objective.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: invalid objective ({exc})") from None
+    return objectives
