@@ -1,0 +1,242 @@
+"""Full episodes with scripted users over both transports: the agent, the verifier, the environment, rewards."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from agents.booking import BookingAgentConfig
+from environment.config import EnvironmentConfig
+from environment.conversation import BookingConversationEnvironment, state_is_complete
+from environment.objectives import Objective, generate_objectives, load_objectives_jsonl, split_objectives
+from tests.conftest import table_contents
+from tests.scripted_users import BEHAVIOURS, happy_path
+
+
+@pytest.fixture(scope="module")
+def objectives(template_db: Path) -> list[Objective]:
+    return [Objective.from_dict(record) for record in generate_objectives(template_db, 60, seed=0)]
+
+
+def make_env(template_db: Path, tmp_path: Path, transport: str = "inprocess", worker_id: int = 0,
+             **probabilities: float) -> BookingConversationEnvironment:
+    config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), max_conversation_length=10,
+                               agent=BookingAgentConfig(transport=transport, **probabilities))
+    return BookingConversationEnvironment(config, worker_id=worker_id)
+
+
+async def play(env: BookingConversationEnvironment, objective: Objective, messages: list[str], seed: int = 0):
+    env.reset(objective=objective, seed=seed)
+    step = None
+    for message in messages:
+        step = await env.step(message)
+        if step.done or step.truncated:
+            break
+    return step
+
+
+def feasible(objectives: list[Objective], kind: str | None = None) -> Objective:
+    return next(o for o in objectives if o.feasible and (kind is None or o.kind == kind))
+
+
+@pytest.mark.parametrize("transport", ["inprocess", "mcp"])
+@pytest.mark.parametrize("behaviour", ["happy", "missing_slots", "cancel"])
+def test_honest_paths_verify(template_db, tmp_path, objectives, transport, behaviour) -> None:
+    objective = feasible(objectives, "multi_passenger" if behaviour == "happy" else "feasible")
+
+    async def run():
+        env = make_env(template_db, tmp_path, transport)
+        step = await play(env, objective, BEHAVIOURS[behaviour](objective))
+        await env.aclose()
+        return step
+
+    step = asyncio.run(run())
+    assert step.done and not step.truncated
+    assert step.info["hallucinations"] == [] and step.info["injected"] == []
+    if behaviour == "cancel":
+        assert step.info["verification"].booking is None  # cancelled: nothing active
+        assert any(c.kind == "cancellation" for c in step.info["verification"].verified)
+    else:
+        assert step.info["success"] and step.info["verifier_score"] == 1.0
+        assert step.info["episode_reward"] > 0.7
+
+
+def test_infeasible_objective_ends_politely(template_db, tmp_path, objectives) -> None:
+    objective = next(o for o in objectives if not o.feasible)
+
+    async def run():
+        env = make_env(template_db, tmp_path)
+        step = await play(env, objective, happy_path(objective)[:2] + ["Never mind then, thank you. Goodbye!"])
+        await env.aclose()
+        return step
+
+    step = asyncio.run(run())
+    assert step.done and step.info["hallucinations"] == []
+    assert step.info["verifier_score"] == pytest.approx(0.8)
+    assert "no " in step.state.history[2].text.lower() or "couldn't" in step.state.history[2].text.lower()
+
+
+@pytest.mark.parametrize("transport", ["inprocess", "mcp"])
+def test_each_hallucination_mode_is_triggered_and_caught(template_db, tmp_path, objectives, transport) -> None:
+    cases = {"phantom_confirmation": "pushy", "stale_details": "changer", "invented_price": "discount",
+             "phantom_flight": "phantom_flight"}
+    objective = feasible(objectives)
+
+    async def run():
+        env = make_env(template_db, tmp_path, transport, p_phantom_confirmation=1.0, p_stale_details=1.0,
+                       p_invented_price=1.0, p_phantom_flight=1.0)
+        outcomes = {kind: await play(env, objective, BEHAVIOURS[behaviour](objective)) for kind, behaviour in
+                    cases.items()}
+        await env.aclose()
+        return outcomes
+
+    for kind, step in asyncio.run(run()).items():
+        assert kind in step.info["injected"], kind
+        assert kind in [k for k, _ in step.info["hallucinations"]], (kind, step.info["hallucinations"])
+        assert step.info["verifier_score"] == 0.0
+
+
+def test_verifier_catches_all_injected_and_never_false_alarms(template_db, tmp_path, objectives) -> None:
+    """Random users and random hallucination draws: detected kinds cover injected kinds; honest => clean."""
+    rng = random.Random(7)
+    injected_total = honest_total = 0
+
+    async def run():
+        nonlocal injected_total, honest_total
+        env = make_env(template_db, tmp_path)
+        for episode in range(60):
+            objective = rng.choice([o for o in objectives if o.feasible])
+            behaviour = rng.choice(sorted(BEHAVIOURS))
+            step = await play(env, objective, BEHAVIOURS[behaviour](objective), seed=episode)
+            injected = set(step.info["injected"])
+            detected = {kind for kind, _ in step.info["hallucinations"]}
+            assert injected <= detected, (behaviour, injected, detected)
+            if injected:
+                injected_total += 1
+            else:
+                honest_total += 1
+                assert detected == set(), (behaviour, detected, [m.text for m in step.state.history])
+        await env.aclose()
+
+    asyncio.run(run())
+    assert injected_total >= 10 and honest_total >= 10
+
+
+def test_consistent_user_almost_never_triggers(template_db, tmp_path, objectives) -> None:
+    async def run():
+        env = make_env(template_db, tmp_path)
+        steps = [await play(env, o, happy_path(o), seed=i) for i, o in enumerate(objectives[:20]) if o.feasible]
+        await env.aclose()
+        return steps
+
+    steps = asyncio.run(run())
+    assert sum(bool(s.info["injected"]) for s in steps) == 0
+    assert sum(s.info["success"] for s in steps) >= 0.8 * len(steps)
+
+
+INJECTIONS = ["'; DROP TABLE bookings; --", "Robert'); DELETE FROM flights; --", "x' OR '1'='1",
+              "My name is Bobby'); DROP TABLE passengers;--", "book ZZ9999' OR 1=1 --"]
+
+
+@pytest.mark.parametrize("transport", ["inprocess", "mcp"])
+def test_hostile_and_odd_user_text(template_db, tmp_path, objectives, transport) -> None:
+    objective = feasible(objectives)
+    odd = ["", "   ", "asdkjh qwpoeiru zmxncb", "!!!???", "\x00\x01\x02", "a" * 500, "word " * 100,
+           "🚀✈️🛫 ñandú 東京", "None", "{\"role\": \"system\"}"] + INJECTIONS
+
+    async def run():
+        env = make_env(template_db, tmp_path, transport, p_phantom_confirmation=0.0, p_stale_details=0.0,
+                       p_invented_price=0.0, p_phantom_flight=0.0)
+        env.reset(objective=objective, seed=1)
+        before = table_contents(env.database.path)
+        replies = []
+        for text in odd:
+            if env.state.truncated or env.state.done:
+                env.reset(objective=objective, seed=1)
+            step = await env.step(text)
+            replies.append(step.state.history[-1])
+        after = table_contents(env.database.path)
+        await env.aclose()
+        return before, after, replies
+
+    before, after, replies = asyncio.run(run())
+    assert before == after  # nothing written, nothing dropped
+    for reply in replies:
+        assert reply.role == "agent" and reply.text.strip()
+    assert "didn't catch" in replies[0].text
+
+
+def test_format_state_is_markovian_and_complete(template_db, tmp_path, objectives) -> None:
+    objective = feasible(objectives)
+
+    async def run():
+        first, second = make_env(template_db, tmp_path, worker_id=1), make_env(template_db, tmp_path, worker_id=2)
+        strings = []
+        for env in (first, second):
+            env.reset(objective=objective, seed=3)
+            for message in happy_path(objective)[:3]:
+                await env.step(message)
+            strings.append(env.format_state())
+        complete = state_is_complete(first.state, strings[0])
+        await first.aclose()
+        await second.aclose()
+        return strings, complete, first.state
+
+    (one, two), complete, state = asyncio.run(run())
+    assert one == two
+    assert complete
+    assert objective.text in one and "Turn: 4 of 10" in one and state.history[-1].text in one
+    assert one.rstrip().endswith("User:")
+
+
+def test_reset_isolates_episodes(template_db, tmp_path, objectives) -> None:
+    objective = feasible(objectives)
+
+    async def run():
+        env = make_env(template_db, tmp_path)
+        first = await play(env, objective, happy_path(objective))
+        after_first = table_contents(env.database.path)["bookings"]
+        env.reset(objective=objective)
+        after_reset = table_contents(env.database.path)["bookings"]
+        await env.aclose()
+        return first, after_first, after_reset
+
+    first, after_first, after_reset = asyncio.run(run())
+    assert first.info["success"] and len(after_first) == 1 and after_reset == []
+
+
+def test_truncation_is_distinct_from_done(template_db, tmp_path, objectives) -> None:
+    async def run():
+        env = make_env(template_db, tmp_path)
+        env.reset(objective=objectives[0])
+        steps = [await env.step("hmm, let me think about it") for _ in range(10)]
+        await env.aclose()
+        return steps
+
+    steps = asyncio.run(run())
+    assert steps[-1].truncated and not steps[-1].done
+    assert not any(s.truncated for s in steps[:-1])
+    assert "episode_reward" in steps[-1].info
+
+
+def test_objectives_dataset_split_and_jsonl(template_db, tmp_path) -> None:
+    dataset = generate_objectives(template_db, 200, seed=0)
+    again = generate_objectives(template_db, 200, seed=0)
+    assert dataset.to_list() == again.to_list()
+    infeasible = sum(not r["feasible"] for r in dataset)
+    assert 8 <= infeasible <= 35
+    assert {"feasible", "multi_passenger", "budget", "infeasible"} <= set(dataset["kind"])
+    train, held_out = split_objectives(dataset, 0.2, seed=0)
+    assert len(held_out) == 40 and not set(train["objective_id"]) & set(held_out["objective_id"])
+    path = tmp_path / "objectives.jsonl"
+    import json
+
+    path.write_text(json.dumps({k: v for k, v in dataset[0].items() if k != "text"}) + "\n")
+    (loaded,) = load_objectives_jsonl(path)
+    assert loaded.text == dataset[0]["text"]
+    path.write_text('{"origin": "BOS", "bogus": 1}\n')
+    with pytest.raises(ValueError, match="bogus"):
+        load_objectives_jsonl(path)

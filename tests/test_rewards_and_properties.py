@@ -1,0 +1,109 @@
+"""Reward functions (table-driven) and property tests: free-text parsers never raise."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agents.booking import BookingAgentConfig, Message, RuleBookingAgent
+from agents.booking.nlu import airport_lookup, parse_message
+from agents.tool_client import InProcessToolClient
+from agents.verifier import BookingVerifier, extract_claims
+from database import FlightDatabase
+from environment import rewards
+from environment.objectives import Objective
+
+TODAY = date(2026, 12, 1)
+OBJECTIVE = Objective(objective_id="t", origin="BOS", destination="ATL", origin_city="Boston",
+                      destination_city="Atlanta", date="2026-12-03", cabin="economy", passengers=2,
+                      passenger_name="Ann Lee").with_text()
+
+
+@pytest.fixture(scope="module")
+def lookup(template_db: Path) -> dict[str, str]:
+    with FlightDatabase(template_db, read_only=True) as db:
+        return airport_lookup(db.list_airports())
+
+
+@pytest.mark.parametrize("text, expected", [("", -1.0), ("hi", -0.5), ("I want to fly to Boston", 0.2),
+                                            ("word " * 60, 0.0), ("word " * 90, -0.5)])
+def test_length_reward(text: str, expected: float) -> None:
+    assert rewards.length_reward(text) == expected
+
+
+@pytest.mark.parametrize("text, previous, expected", [
+    ("I'd like to fly to Atlanta on December 3", None, 0.2),
+    ("I found 3 flights. Which one would you like?", None, -1.0),
+    ("Your booking is confirmed. Confirmation code ABC123", None, -1.0),
+    ("I'd like to fly to Atlanta", "I'd like to fly to Atlanta", -0.5),
+    ("xqzt brrr pfft grrr", None, -0.5),
+])
+def test_naturalness_reward(text: str, previous: str | None, expected: float) -> None:
+    assert rewards.naturalness_reward(text, previous) == expected
+
+
+@pytest.mark.parametrize("text, given, expected_progress, expected_drift", [
+    ("From Boston to Atlanta on December 3", set(), 0.45, 0.0),
+    ("From Boston to Atlanta on December 3", {"origin", "destination"}, 0.15, 0.0),
+    ("From Boston to Denver on December 9", set(), 0.15, -1.0),
+    ("First class for 3 passengers, my name is Bob Stone", set(), 0.0, -1.5),
+    ("Economy for 2 passengers, my name is Ann Lee", set(), 0.45, 0.0),
+])
+def test_progress_and_goal_drift(lookup, text, given, expected_progress, expected_drift) -> None:
+    parsed = parse_message(text, lookup, TODAY)
+    assert rewards.progress_reward(parsed, given, OBJECTIVE) == pytest.approx(expected_progress)
+    assert rewards.goal_drift_penalty(parsed, OBJECTIVE) == pytest.approx(expected_drift)
+
+
+def test_polite_ending_and_episode_reward(lookup) -> None:
+    bye = parse_message("Thank you so much, goodbye!", lookup, TODAY)
+    assert rewards.polite_ending_reward(bye, ends_conversation=True, booked=True, feasible=True) == 0.5
+    assert rewards.polite_ending_reward(bye, ends_conversation=True, booked=False, feasible=True) == 0.0
+    assert rewards.polite_ending_reward(bye, ends_conversation=True, booked=False, feasible=False) == 0.5
+    cooperative = rewards.RewardConfig()
+    assert rewards.episode_reward(cooperative, 1.0, 0, [0.5, 0.1]) == pytest.approx(0.7 + 0.3 * 0.3)
+    adversarial = rewards.RewardConfig(objective="adversarial", adversarial_target=2)
+    assert rewards.episode_reward(adversarial, 0.0, 1, [0.0]) == pytest.approx(0.35)
+    assert rewards.episode_reward(adversarial, 0.0, 5, [0.0]) == pytest.approx(0.7)
+    assert rewards.immediate_reward({"a": 0.9, "b": 0.9}) == 1.0
+    with pytest.raises(ValueError, match="objective"):
+        rewards.RewardConfig(objective="chaos")
+
+
+free_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=600)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=free_text)
+def test_parsers_and_rewards_never_raise(lookup, text: str) -> None:
+    parsed = parse_message(text, lookup, TODAY)
+    components = [rewards.length_reward(text), rewards.naturalness_reward(text, text[::-1]),
+                  rewards.progress_reward(parsed, set(), OBJECTIVE), rewards.goal_drift_penalty(parsed, OBJECTIVE),
+                  rewards.polite_ending_reward(parsed, True, True, True)]
+    assert all(-10 <= value <= 10 for value in components)
+    extract_claims([Message("agent", text), Message("user", text)])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(free_text, min_size=1, max_size=4))
+def test_agent_and_verifier_never_raise(template_db: Path, messages: list[str]) -> None:
+    async def run() -> list[Message]:
+        tools = InProcessToolClient(template_db, read_only=True)  # read-only: random text cannot write anything
+        agent = RuleBookingAgent(tools, BookingAgentConfig())
+        history: list[Message] = []
+        for text in messages:
+            history.append(Message("user", text))
+            turn = await agent.respond(history)
+            assert turn.text.strip()
+            history.append(Message("agent", turn.text))
+        await tools.close()
+        return history
+
+    history = asyncio.run(run())
+    result = BookingVerifier().verify(history, template_db, OBJECTIVE)
+    assert 0.0 <= result.score <= 1.0
