@@ -1,0 +1,293 @@
+"""The training configuration: one YAML file, one typed dataclass per section (field docs are the reference).
+
+Sections: ``environment`` (with ``environment.agent``), ``model``, ``ppo``, ``buffer``, ``reward``, ``logging``,
+``evaluation``, ``hardware``, plus top-level ``seed``. Unknown keys, wrong types, out-of-range values and missing
+files raise :class:`ConfigError` with one line naming the key, before any model loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from environment.config import EnvironmentConfig
+from environment.rewards import RewardConfig
+from training.ppo.config import ModelConfig, PPOConfig
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; ``str()`` is one line that names the key."""
+
+
+@dataclass
+class PolicyModelConfig(ModelConfig):
+    """``model`` section: `ModelConfig` plus where converted/built model aliases are cached.
+
+    Attributes:
+        model_cache_dir: cache for alias models (``smollm2-135m-instruct`` converted from GGUF, ``tiny-*``);
+            ``None`` uses ``$AUTO_USER_MODEL_CACHE`` or ``~/.cache/auto-user-ppo/models``.
+    """
+
+    base_model: str = "smollm2-135m-instruct"
+    model_cache_dir: str | None = None
+
+
+@dataclass
+class TrainingPPOConfig(PPOConfig):
+    """``ppo`` section: `PPOConfig` plus the outer training loop.
+
+    Attributes:
+        max_epochs: training epochs (collect rollouts, then one ``PPOTrainer.step``).
+        rollout_episodes: conversations collected per epoch (per process).
+        num_envs: environments stepped concurrently; the policy generates for all of them in one batch per turn.
+        turn_gamma: discount between user turns for turn-level credit (see ``training/credit.py``).
+    """
+
+    max_epochs: int = 10
+    rollout_episodes: int = 8
+    num_envs: int = 4
+    turn_gamma: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("max_epochs", "rollout_episodes", "num_envs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.turn_gamma <= 1.0:
+            raise ValueError(f"turn_gamma must be in [0, 1], got {self.turn_gamma}")
+
+
+@dataclass
+class BufferConfig:
+    """``buffer`` section: the dual replay buffers.
+
+    Attributes:
+        use_buffer: replay past samples next to fresh ones.
+        buffer_size: capacity of each buffer, in turn samples (oldest evicted first).
+        adversarial_ratio: share of the replayed samples drawn from the adversarial buffer (conversations with a
+            hallucination); the rest come from the normal buffer (verified conversations).
+        replay_fraction: replayed samples per PPO batch, as a fraction of the fresh samples.
+    """
+
+    use_buffer: bool = True
+    buffer_size: int = 512
+    adversarial_ratio: float = 0.3
+    replay_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+        if not 0.0 <= self.adversarial_ratio <= 1.0:
+            raise ValueError(f"adversarial_ratio must be in [0, 1], got {self.adversarial_ratio}")
+        if not 0.0 <= self.replay_fraction <= 1.0:
+            raise ValueError(f"replay_fraction must be in [0, 1], got {self.replay_fraction}")
+
+
+@dataclass
+class LoggingConfig:
+    """``logging`` section.
+
+    Attributes:
+        output_dir: checkpoints, final model, metrics, logs and plots.
+        tensorboard_dir: TensorBoard event files.
+        save_every: checkpoint every N epochs (and always after the last one).
+        keep_checkpoints: newest checkpoints kept (older ones deleted); 0 keeps all.
+        sample_conversations: conversations written to the log per epoch.
+    """
+
+    output_dir: str = "ppo_training_output"
+    tensorboard_dir: str = "./tensorboard_logs"
+    save_every: int = 1
+    keep_checkpoints: int = 3
+    sample_conversations: int = 1
+
+    def __post_init__(self) -> None:
+        if self.save_every < 1:
+            raise ValueError(f"save_every must be >= 1, got {self.save_every}")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"keep_checkpoints must be >= 0, got {self.keep_checkpoints}")
+
+
+@dataclass
+class EvaluationConfig:
+    """``evaluation`` section.
+
+    Attributes:
+        eval_every: evaluate on the held-out objectives every N epochs (0: never during training).
+        eval_objectives: held-out objectives evaluated (one episode each).
+        eval_objectives_file: optional JSONL of evaluation objectives (replaces the held-out split).
+    """
+
+    eval_every: int = 0
+    eval_objectives: int = 8
+    eval_objectives_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.eval_objectives < 1:
+            raise ValueError(f"eval_objectives must be >= 1, got {self.eval_objectives}")
+
+
+@dataclass
+class HardwareConfig:
+    """``hardware`` section.
+
+    Attributes:
+        mixed_precision: "no", "fp16" or "bf16" (applied only where the device supports it; CPU runs use "no").
+        cpu: force CPU even when CUDA is available.
+        num_threads: torch intra-op threads (0: torch's default).
+    """
+
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    cpu: bool = False
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
+
+
+@dataclass
+class TrainingConfig:
+    environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
+    model: PolicyModelConfig = field(default_factory=PolicyModelConfig)
+    ppo: TrainingPPOConfig = field(default_factory=TrainingPPOConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.environment.reward = self.reward  # one reward config, set in its own section
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> Any:
+    """Return ``value`` converted to ``annotation`` where lossless (int -> float), else raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(value, option, key)
+            except ConfigError:
+                continue
+        names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
+        raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(annotation):
+            raise ConfigError(f"{key}: expected one of {list(typing.get_args(annotation))}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        (item_type,) = typing.get_args(annotation) or (Any,)
+        return [_check_type(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if annotation is Any:
+        return value
+    if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if annotation is int or annotation is bool or annotation is str:
+        if type(value) is not annotation:
+            raise ConfigError(f"{key}: expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {annotation}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for key, value in data.items():
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[key] = _build(annotation, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _check_type(value, annotation, f"{prefix}{key}")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # __post_init__ range checks name the field
+        message = str(exc).splitlines()[0]
+        first = message.split()[0].rstrip(":") if message else ""
+        if first in names:  # the message starts with the field name
+            raise ConfigError(f"{prefix}{message}") from None
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {message}") from None
+
+
+def _set_override(data: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected section.key=value")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {key} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainingConfig:
+    """Read, override (``section.key=value``, YAML-typed) and validate a config, then check referenced files."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"--config: no such file {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--config: {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    for assignment in overrides or []:
+        _set_override(data, assignment)
+    if "reward" in data.get("environment", {}):
+        raise ConfigError("environment.reward: set rewards in the top-level reward section")
+    config = _build(TrainingConfig, data, "")
+    _check_files(config)
+    return config
+
+
+def _check_files(config: TrainingConfig) -> None:
+    for key, value in (("environment.db_path", config.environment.db_path),
+                       ("environment.objectives_file", config.environment.objectives_file),
+                       ("evaluation.eval_objectives_file", config.evaluation.eval_objectives_file)):
+        if value is not None and not Path(value).exists():
+            raise ConfigError(f"{key}: no such file {value}")
+    base = config.model.base_model
+    if base.startswith((".", "/", "~")) and not Path(base).expanduser().exists():
+        raise ConfigError(f"model.base_model: no such directory {base}")
+
+
+def config_to_dict(config: TrainingConfig) -> dict[str, Any]:
+    """The resolved config as plain data (the reward config appears once, in its own section)."""
+    data = dataclasses.asdict(config)
+    data["environment"].pop("reward", None)
+    return data
+
+
+def save_config(config: TrainingConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))

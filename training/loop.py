@@ -1,0 +1,268 @@
+"""The PPO training loop: collect conversations, credit turns, mix replay, update, log, checkpoint, evaluate."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from environment.conversation import BookingConversationEnvironment
+from environment.objectives import Objective, generate_objectives, load_objectives_jsonl, split_objectives
+from training import checkpoint as ckpt
+from training.buffers import DualReplayBuffer, TurnSample
+from training.config import TrainingConfig, save_config
+from training.credit import turn_scores
+from training.metrics import episode_metrics, hallucination_kind_counts
+from training.model_registry import resolve_model
+from training.ppo import PolicyWithValueHead, PPOTrainer
+from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
+
+logger = logging.getLogger("auto_user.train")
+
+
+class Interrupted(Exception):
+    """Raised inside rollout collection after SIGINT, to stop at a safe point."""
+
+
+def setup_logging(output_dir: Path, is_main: bool, debug: bool) -> Path | None:
+    level = logging.DEBUG if debug else logging.INFO
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    log_path = None
+    if is_main:
+        (output_dir / "logs").mkdir(parents=True, exist_ok=True)
+        log_path = output_dir / "logs" / f"ppo_training_{datetime.now().strftime('%Y%m%d_%H%M%S')}.log"
+        handlers.append(logging.FileHandler(log_path))
+    logging.basicConfig(level=level if is_main else logging.WARNING, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "mcp", "datasets", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return log_path
+
+
+def load_objectives(config: TrainingConfig) -> tuple[list[Objective], list[Objective]]:
+    """Seeded train/eval split of generated objectives (JSONL files replace either side)."""
+    from database.build import ensure_database
+
+    env = config.environment
+    dataset = generate_objectives(ensure_database(env.db_path, env.db_seed), env.num_objectives, env.seed,
+                                  env.infeasible_fraction)
+    train, held_out = split_objectives(dataset, env.eval_fraction, env.seed)
+    train_objectives = [Objective.from_dict(r) for r in train]
+    eval_objectives = [Objective.from_dict(r) for r in held_out]
+    if env.objectives_file:
+        train_objectives = load_objectives_jsonl(env.objectives_file)
+    if config.evaluation.eval_objectives_file:
+        eval_objectives = load_objectives_jsonl(config.evaluation.eval_objectives_file)
+    return train_objectives, eval_objectives[: config.evaluation.eval_objectives]
+
+
+def to_samples(records: list[EpisodeRecord], turn_gamma: float) -> list[tuple[TurnSample, bool]]:
+    """One (sample, hallucinated) per user turn, scored by ``training.credit.turn_scores``."""
+    samples = []
+    for record in records:
+        scores = turn_scores(record.step_rewards, record.info["episode_reward"], turn_gamma)
+        for query, response, score in zip(record.queries, record.responses, scores, strict=True):
+            samples.append((TurnSample(query.tolist(), response.tolist(), float(score)), record.hallucinated))
+    return samples
+
+
+class TrainingRun:
+    """Everything one training process holds; ``run()`` executes the epochs."""
+
+    def __init__(self, config: TrainingConfig, resume: str | None = None, debug: bool = False):
+        self.config, self.debug = config, debug
+        cuda = torch.cuda.is_available() and not config.hardware.cpu
+        self.accelerator = Accelerator(cpu=not cuda, mixed_precision=config.hardware.mixed_precision if cuda else "no")
+        self.is_main = self.accelerator.is_main_process
+        self.output_dir = Path(config.logging.output_dir)
+        self.log_path = setup_logging(self.output_dir, self.is_main, debug)
+        if config.hardware.num_threads:
+            torch.set_num_threads(config.hardware.num_threads)
+        set_seed(config.seed + self.accelerator.process_index)
+        if self.is_main:
+            save_config(config, self.output_dir / "training_config.yaml")
+        model_path = resolve_model(config.model.base_model, config.model.model_cache_dir)
+        logger.info("policy base model: %s -> %s", config.model.base_model, model_path)
+        self.model_config = dataclasses.replace(config.model, base_model=model_path)
+        resume_dir = ckpt.resolve_resume(resume, self.output_dir) if resume else None
+        policy = (PolicyWithValueHead.from_pretrained(resume_dir, device=self.accelerator.device) if resume_dir
+                  else PolicyWithValueHead.from_config(self.model_config, device=self.accelerator.device))
+        self.trainer = PPOTrainer(self.model_config, config.ppo, policy=policy, accelerator=self.accelerator)
+        self.train_objectives, self.eval_objectives = load_objectives(config)
+        base_worker = self.accelerator.process_index * config.ppo.num_envs
+        self.envs = [BookingConversationEnvironment(config.environment, worker_id=base_worker + i,
+                                                    tokenizer=self.trainer.tokenizer)
+                     for i in range(config.ppo.num_envs)]
+        self.collector = RolloutCollector(self.envs, self._generate)
+        self.buffers = DualReplayBuffer(config.buffer.buffer_size, config.buffer.adversarial_ratio, config.seed)
+        self.plan_rng = random.Random(config.seed * 7919 + self.accelerator.process_index)
+        self.start_epoch = 1
+        if resume_dir:
+            self.start_epoch = ckpt.load_trainer_state(resume_dir, self.trainer, self.buffers, self.plan_rng) + 1
+            logger.info("resumed from %s; continuing at epoch %d", resume_dir, self.start_epoch)
+        self.writer = None
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(config.logging.tensorboard_dir)
+        self.loop = asyncio.new_event_loop()  # one loop for the run: MCP tool clients live in it
+        self.stop_requested = False
+
+    def _generate(self, prompts: list[str]):
+        if self.stop_requested:
+            raise Interrupted()
+        return self.trainer.generate(prompts)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        logger.warning("SIGINT: stopping at the next safe point and saving a checkpoint (again to abort)")
+        self.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    # -- one epoch ---------------------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        cfg = self.config
+        began = time.perf_counter()
+        plan = episode_plan(self.train_objectives, cfg.ppo.rollout_episodes, self.plan_rng)
+        records, stats = self.loop.run_until_complete(
+            self.collector.collect(plan, description=f"epoch {epoch} rollout", progress=self.is_main))
+        rollout_seconds = time.perf_counter() - began
+        fresh = to_samples(records, cfg.ppo.turn_gamma)
+        replayed = self.buffers.replay(int(len(fresh) * cfg.buffer.replay_fraction)) if cfg.buffer.use_buffer else []
+        if cfg.buffer.use_buffer:
+            for record in records:
+                self.buffers.add_episode([s for s, _ in to_samples([record], cfg.ppo.turn_gamma)], record.hallucinated)
+        batch = self._equalize([s for s, _ in fresh] + replayed)
+        began = time.perf_counter()
+        ppo_metrics = self.trainer.step([torch.tensor(s.query) for s in batch],
+                                        [torch.tensor(s.response) for s in batch], [s.score for s in batch])
+        update_seconds = time.perf_counter() - began
+        metrics: dict[str, Any] = {"epoch": epoch, "architecture": "stateless"}
+        metrics.update(self._reduce(episode_metrics(records)))
+        metrics.update({"env/errors": stats.errors, "env/episodes": len(records),
+                        "state_completeness": metrics["env/state_completeness"]})
+        metrics.update(ppo_metrics)
+        metrics.update({
+            "buffer/normal_size": len(self.buffers.normal), "buffer/adversarial_size": len(self.buffers.adversarial),
+            "buffer/replayed": len(replayed), "ppo/batch_size": len(batch),
+            "time/rollout": rollout_seconds, "time/update": update_seconds,
+            "time/generation": stats.generation_seconds, "time/environment": stats.environment_seconds,
+            "time/tokens_per_second": stats.generated_tokens / max(stats.generation_seconds, 1e-9),
+        })
+        metrics["hallucination_kinds"] = hallucination_kind_counts(records)
+        if records and self.is_main:
+            sample = records[0]
+            logger.info("sample conversation (%s):\n%s", sample.objective.text,
+                        "\n".join(f"  {m.role}: {m.text}" for m in sample.transcript))
+        return metrics
+
+    def _equalize(self, batch: list[TurnSample]) -> list[TurnSample]:
+        """Data-parallel PPO needs the same number of samples on every process: trim to the smallest."""
+        if self.accelerator.num_processes == 1:
+            return batch
+        counts = self.accelerator.gather(torch.tensor([len(batch)], device=self.accelerator.device))
+        return batch[: int(counts.min())]
+
+    def _reduce(self, metrics: dict[str, float]) -> dict[str, float]:
+        if self.accelerator.num_processes == 1:
+            return metrics
+        names = sorted(metrics)
+        values = torch.tensor([metrics[n] for n in names], dtype=torch.float64, device=self.accelerator.device)
+        values = self.accelerator.reduce(values, reduction="mean")
+        return dict(zip(names, values.tolist(), strict=True))
+
+    def evaluate(self) -> dict[str, float]:
+        plan = [(objective, 10_000 + i) for i, objective in enumerate(self.eval_objectives)]
+        records, _ = self.loop.run_until_complete(self.collector.collect(plan, "evaluation", progress=self.is_main))
+        return {f"eval/{k.removeprefix('env/')}": v for k, v in self._reduce(episode_metrics(records)).items()}
+
+    # -- the run -------------------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        cfg = self.config
+        signal.signal(signal.SIGINT, self._on_sigint)
+        logger.info("training %d epoch(s) from epoch %d; output in %s", cfg.ppo.max_epochs, self.start_epoch,
+                    self.output_dir)
+        epoch = self.start_epoch - 1
+        try:
+            for epoch in range(self.start_epoch, cfg.ppo.max_epochs + 1):
+                snapshot = (self.trainer.state_dict(), ckpt.capture_rng_state(self.plan_rng))
+                try:
+                    metrics = self.train_epoch(epoch)
+                except Interrupted:
+                    self._restore(snapshot)  # nothing of this epoch was applied: save the previous state exactly
+                    self._checkpoint(epoch - 1)
+                    logger.warning("interrupted during epoch %d; saved checkpoint-%d", epoch, epoch - 1)
+                    return self.output_dir
+                if cfg.evaluation.eval_every and epoch % cfg.evaluation.eval_every == 0:
+                    metrics.update(self.evaluate())
+                self._log(epoch, metrics)
+                if epoch % cfg.logging.save_every == 0 or epoch == cfg.ppo.max_epochs or self.stop_requested:
+                    self._checkpoint(epoch)
+                if self.stop_requested:
+                    logger.warning("interrupted; saved checkpoint-%d", epoch)
+                    return self.output_dir
+            if self.is_main:
+                final = self.output_dir / "final_model"
+                self.trainer.accelerator.unwrap_model(self.trainer.model).save_pretrained(final)
+                logger.info("final model saved to %s", final)
+                self._plot()
+            return self.output_dir
+        finally:
+            self.close()
+
+    def _restore(self, snapshot: tuple[dict, dict]) -> None:
+        trainer_state, rng_state = snapshot
+        self.trainer.load_state_dict(trainer_state)
+        ckpt.restore_rng_state(rng_state, self.plan_rng)
+
+    def _checkpoint(self, epoch: int) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            path = ckpt.save_checkpoint(self.output_dir, epoch, self.trainer, self.buffers, self.plan_rng,
+                                        keep=self.config.logging.keep_checkpoints)
+            logger.info("checkpoint saved: %s", path)
+
+    def _log(self, epoch: int, metrics: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        logger.info(
+            "epoch %d | reward %.3f | success %.2f | hallucination %.2f | verified %d | kl %.4f | "
+            "rollout %.1fs update %.1fs", epoch, metrics["env/reward_mean"], metrics["env/success_rate"],
+            metrics["env/hallucination_rate"], metrics["verification/verified"], metrics["objective/kl"],
+            metrics["time/rollout"], metrics["time/update"])
+        for name, value in metrics.items():
+            if isinstance(value, int | float) and name != "epoch":
+                self.writer.add_scalar(name, value, epoch)
+        self.writer.add_text("architecture", metrics["architecture"], epoch)
+        self.writer.flush()
+        path = self.output_dir / "training_metrics.json"
+        history = json.loads(path.read_text()) if path.exists() else []
+        history = [h for h in history if h["epoch"] < epoch] + [metrics]  # a resumed run replaces later records
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(history, indent=1, default=float))
+        tmp.replace(path)
+
+    def _plot(self) -> None:
+        try:
+            from training.plot_metrics import plot_training_metrics
+
+            logger.info("plots written to %s", plot_training_metrics(self.output_dir))
+        except ImportError:
+            pass
+
+    def close(self) -> None:
+        for env in self.envs:
+            self.loop.run_until_complete(env.aclose())
+        self.loop.close()
+        if self.writer is not None:
+            self.writer.close()

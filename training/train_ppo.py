@@ -1,0 +1,60 @@
+"""Train the auto-user with PPO.
+
+    accelerate launch training/train_ppo.py --config configs/ppo_training_config.yaml \
+        [--resume DIR|latest] [--debug] [--set section.key=value ...]
+
+Plain ``python training/train_ppo.py ...`` works the same on one process. A bad config exits with code 2 and one
+line naming the key, before any model loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="PPO training of the stateless auto-user")
+    parser.add_argument("--config", default="configs/ppo_training_config.yaml", help="YAML config file")
+    parser.add_argument("--resume", default=None, help="checkpoint directory, or 'latest' in the output dir")
+    parser.add_argument("--debug", action="store_true", help="verbose logs")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value (repeatable)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from training.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    from training.model_registry import ModelUnavailableError, is_alias, unavailable_message
+
+    from training.loop import TrainingRun
+
+    try:
+        run = TrainingRun(config, resume=args.resume, debug=args.debug)
+    except ModelUnavailableError as exc:
+        print(f"model error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a hub id that cannot be fetched here
+        if is_alias(config.model.base_model) or Path(config.model.base_model).exists():
+            raise
+        print(f"model error: {unavailable_message(config.model.base_model, exc)}", file=sys.stderr)
+        return 2
+    run.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
