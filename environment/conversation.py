@@ -121,7 +121,8 @@ class BookingConversationEnvironment:
             state.done = True
         else:
             turn = await self.agent.respond(state.history)
-            state.history.append(Message("agent", turn.text))
+            if not turn.error:  # a failed backend call leaves no (empty) agent message behind
+                state.history.append(Message("agent", turn.text))
             self._update_context(turn.tool_calls)
             self.injected.extend(turn.injected)
             if turn.error:

@@ -89,13 +89,15 @@ class TrainingRun:
         self.log_path = setup_logging(self.output_dir, self.is_main, debug)
         if config.hardware.num_threads:
             torch.set_num_threads(config.hardware.num_threads)
-        set_seed(config.seed + self.accelerator.process_index)
         if self.is_main:
             save_config(config, self.output_dir / "training_config.yaml")
         model_path = resolve_model(config.model.base_model, config.model.model_cache_dir)
         logger.info("policy base model: %s -> %s", config.model.base_model, model_path)
         self.model_config = dataclasses.replace(config.model, base_model=model_path)
         resume_dir = ckpt.resolve_resume(resume, self.output_dir) if resume else None
+        # Seed right before the policy is built: LoRA initialisation draws from the global RNG, and building an
+        # alias model on first use (above) consumes it too.
+        set_seed(config.seed + self.accelerator.process_index)
         policy = (PolicyWithValueHead.from_pretrained(resume_dir, device=self.accelerator.device) if resume_dir
                   else PolicyWithValueHead.from_config(self.model_config, device=self.accelerator.device))
         self.trainer = PPOTrainer(self.model_config, config.ppo, policy=policy, accelerator=self.accelerator)

@@ -19,5 +19,5 @@ def make_booking_agent(config: BookingAgentConfig, tools, today=None) -> Booking
     if config.backend == "openai":
         from agents.booking.openai_agent import OpenAIBookingAgent
 
-        return OpenAIBookingAgent(tools, config)
+        return OpenAIBookingAgent(tools, config, today=today)
     return RuleBookingAgent(tools, config, today=today)
