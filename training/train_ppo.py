@@ -35,9 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    from training.model_registry import ModelUnavailableError, is_alias, unavailable_message
-
     from training.loop import TrainingRun
+    from training.model_registry import ModelUnavailableError, is_alias, unavailable_message
 
     try:
         run = TrainingRun(config, resume=args.resume, debug=args.debug)
