@@ -8,11 +8,13 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
 
 from training.ppo.config import ModelConfig, default_lora_targets
+from training.ppo.core import logprobs_from_logits
 
 __all__ = ["POLICY_CONFIG_NAME", "VALUE_HEAD_NAME", "PolicyWithValueHead", "load_tokenizer"]
 
@@ -43,8 +45,7 @@ def _load_base(model_config: ModelConfig, path: str, device: torch.device | None
         kwargs["device_map"] = {"": str(device or "cpu")}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if model_config.use_quantization:
-        from peft import prepare_model_for_kbit_training
-
+        _keep_4bit_differentiable(model)
         # Freezes the 4-bit base, upcasts norms/embeddings to float32 and makes input embeddings require grad.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=model_config.gradient_checkpointing)
     elif model_config.gradient_checkpointing:
@@ -59,9 +60,21 @@ def _load_base(model_config: ModelConfig, path: str, device: torch.device | None
     return model
 
 
-def _lora_config(model_config: ModelConfig, model_type: str):  # noqa: ANN202 - peft is imported lazily
-    from peft import LoraConfig, TaskType
+def _keep_4bit_differentiable(model: nn.Module) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights into its CPU inference layout.
 
+    On AVX512-BF16 CPUs, `Linear4bit.forward` in eval mode (e.g. during `generate`) permanently converts its weight
+    to a packed format whose matmul has no autograd support, which silently drops input gradients (and breaks
+    in-place bias addition) in later training passes. Disabling that fast path keeps every forward differentiable.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
+def _lora_config(model_config: ModelConfig, model_type: str) -> LoraConfig:
     targets = model_config.lora_target_modules or default_lora_targets(model_type)
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM,
@@ -126,8 +139,6 @@ class PolicyWithValueHead(nn.Module):
         base = _load_base(model_config, model_config.base_model, device)
         tokenizer = load_tokenizer(model_config.base_model)
         if model_config.use_lora:
-            from peft import get_peft_model
-
             model = get_peft_model(base, _lora_config(model_config, base.config.model_type))
             return cls(model, model_config, tokenizer)
         return cls(base, model_config, tokenizer, ref_model=copy.deepcopy(base))
@@ -178,8 +189,6 @@ class PolicyWithValueHead(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Reference log-probabilities (B, L-1) of each next token `input_ids[:, 1:]`."""
-        from training.ppo.core import logprobs_from_logits
-
         logits = self.reference_logits(input_ids, attention_mask, position_ids)
         return logprobs_from_logits(logits[:, :-1], input_ids[:, 1:])
 
@@ -222,8 +231,6 @@ class PolicyWithValueHead(nn.Module):
         dev = torch.device(device) if device is not None else None
         tokenizer = load_tokenizer(str(src)) if (src / "tokenizer_config.json").exists() else None
         if meta["is_peft"]:
-            from peft import PeftModel
-
             base = _load_base(model_config, model_config.base_model, dev)
             model = PeftModel.from_pretrained(base, str(src), is_trainable=True)
             policy = cls(model, model_config, tokenizer)
