@@ -260,3 +260,15 @@ def test_trainer_state_resume_is_exact(model_dirs: dict[str, Path], tmp_path: Pa
         assert got[name] == pytest.approx(expected[name], rel=1e-5, abs=1e-7)
     a, b = _trainable(trainer), _trainable(resumed)
     assert all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_padding_does_not_change_logprobs_or_values(model_dirs: dict[str, Path], arch: str) -> None:
+    trainer = PPOTrainer(_model_config(model_dirs[arch], use_lora=True), PPOConfig(batch_size=8))
+    short_q, long_q = torch.tensor([5, 6]), torch.arange(10, 40)
+    short_r, long_r = torch.tensor([7, 8, 9]), torch.arange(50, 60)
+    alone_logp, alone_values, _ = trainer._forward_stats([short_q], [short_r])
+    batched_logp, batched_values, mask = trainer._forward_stats([short_q, long_q], [short_r, long_r])
+    assert mask[0].tolist() == [1] * 3 + [0] * 7
+    torch.testing.assert_close(batched_logp[0, :3], alone_logp[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batched_values[0, :3], alone_values[0], atol=1e-5, rtol=1e-5)

@@ -1,8 +1,10 @@
 """Padding of variable-length (query, response) pairs and extraction of response-aligned outputs.
 
-Sequences are packed as `query + response`, RIGHT-padded, so real tokens sit at positions 0..n-1 exactly as they did
-(via `cumsum(attention_mask) - 1`) during left-padded generation. The logits at position `t` predict token `t + 1`, so
-response token `j` of sample `i` is scored by the logits at `len(query_i) - 1 + j`.
+Layout: queries are LEFT-padded to the longest query `Q` and responses RIGHT-padded to the longest response `R`, so
+every response starts at column `Q`. Positions come from `cumsum(attention_mask) - 1`, so real tokens sit at
+0..n-1 exactly as during left-padded generation. The logits at column `t` predict token `t + 1`, so the response
+tokens of every row are scored by the same columns `Q - 1 .. Q + R - 2`: the LM head only needs to run on the last
+`R + 1` columns (`logits_to_keep`), which saves most of the vocabulary projection for long prompts.
 """
 
 from __future__ import annotations
@@ -17,29 +19,34 @@ __all__ = ["PackedBatch", "gather_response", "left_pad", "pack", "pad_response_a
 
 @dataclass
 class PackedBatch:
-    """A right-padded batch of `query + response` sequences.
+    """A batch of `query + response` sequences with all responses starting at column `query_width`.
 
     Attributes:
-        input_ids: (B, L) token ids, padded with the pad id.
-        attention_mask: (B, L) 1 for real tokens.
-        position_ids: (B, L) 0..n-1 over real tokens (padding positions are masked and irrelevant).
-        response_index: (B, R) position of the logits/values that score each response token.
+        input_ids: (B, Q + R) token ids, padded with the pad id.
+        attention_mask: (B, Q + R) 1 for real tokens.
+        position_ids: (B, Q + R) 0..n-1 over real tokens (padding positions are masked and irrelevant).
         response_tokens: (B, R) response token ids (pad id on padding).
         response_mask: (B, R) 1 for real response tokens; R is the longest response in the batch.
+        query_width: Q, the longest query in the batch.
     """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     position_ids: torch.Tensor
-    response_index: torch.Tensor
     response_tokens: torch.Tensor
     response_mask: torch.Tensor
+    query_width: int
+
+    @property
+    def logits_to_keep(self) -> int:
+        """Number of trailing columns whose logits score the response tokens (plus the unused final column)."""
+        return self.response_tokens.shape[1] + 1
 
 
 def pack(
     queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], pad_id: int, device: torch.device | str
 ) -> PackedBatch:
-    """Concatenate each (query, response) pair and right-pad them into a `PackedBatch` on `device`.
+    """Left-pad the queries, right-pad the responses and concatenate them into a `PackedBatch` on `device`.
 
     Args:
         queries: 1-D LongTensors, each of length >= 1.
@@ -50,41 +57,42 @@ def pack(
     Returns:
         The packed batch.
     """
-    q_lens = [int(q.numel()) for q in queries]
-    r_lens = [int(r.numel()) for r in responses]
-    batch, length, resp_len = len(queries), max(q + r for q, r in zip(q_lens, r_lens, strict=True)), max(r_lens)
-    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((batch, length), dtype=torch.long)
-    response_index = torch.zeros((batch, resp_len), dtype=torch.long)
-    response_tokens = torch.full((batch, resp_len), pad_id, dtype=torch.long)
-    response_mask = torch.zeros((batch, resp_len), dtype=torch.long)
+    q_width = max(int(q.numel()) for q in queries)
+    r_width = max(int(r.numel()) for r in responses)
+    batch = len(queries)
+    input_ids = torch.full((batch, q_width + r_width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((batch, q_width + r_width), dtype=torch.long)
+    response_mask = torch.zeros((batch, r_width), dtype=torch.long)
     for i, (q, r) in enumerate(zip(queries, responses, strict=True)):
-        ql, rl = q_lens[i], r_lens[i]
-        input_ids[i, :ql] = q.cpu()
-        input_ids[i, ql : ql + rl] = r.cpu()
-        attention_mask[i, : ql + rl] = 1
-        # Padding slots point at the last scored position so gathers stay in range; the mask zeroes them.
-        response_index[i] = (ql - 1 + torch.arange(resp_len)).clamp_max(ql + rl - 2)
-        response_tokens[i, :rl] = r.cpu()
+        ql, rl = int(q.numel()), int(r.numel())
+        input_ids[i, q_width - ql : q_width] = q.cpu()
+        input_ids[i, q_width : q_width + rl] = r.cpu()
+        attention_mask[i, q_width - ql : q_width + rl] = 1
         response_mask[i, :rl] = 1
     position_ids = (attention_mask.cumsum(-1) - 1).clamp_min(0)
     return PackedBatch(
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
         position_ids=position_ids.to(device),
-        response_index=response_index.to(device),
-        response_tokens=response_tokens.to(device),
+        response_tokens=input_ids[:, q_width:].to(device),
         response_mask=response_mask.to(device),
+        query_width=q_width,
     )
 
 
 def gather_response(
     logits: torch.Tensor, values: torch.Tensor, batch: PackedBatch
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Select the logits (B, R, V) and values (B, R) that score each response token."""
-    index = batch.response_index  # (B, R)
-    resp_logits = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))  # (B, R, V)
-    resp_values = values.gather(1, index)  # (B, R)
+    """Select the logits (B, R, V) and values (B, R) that score each response token.
+
+    Args:
+        logits: (B, R + 1, V) from a forward pass with `logits_to_keep=batch.logits_to_keep`, or the full (B, L, V).
+        values: (B, L) per-column values.
+        batch: The packed batch.
+    """
+    width, start = batch.response_tokens.shape[1], batch.query_width - 1
+    resp_logits = logits[:, -(width + 1) : -1]  # (B, R, V): columns Q-1 .. Q+R-2
+    resp_values = values[:, start : start + width]  # (B, R)
     return resp_logits, resp_values
 
 

@@ -144,7 +144,11 @@ class PolicyWithValueHead(nn.Module):
         return cls(base, model_config, tokenizer, ref_model=copy.deepcopy(base))
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and per-token values.
 
@@ -152,9 +156,12 @@ class PolicyWithValueHead(nn.Module):
             input_ids: (B, L) token ids.
             attention_mask: (B, L) 1 for real tokens.
             position_ids: (B, L) positions; defaults to `cumsum(attention_mask) - 1`, correct for left or right padding.
+            logits_to_keep: Only compute logits for the last this-many columns (0 = all), skipping the vocabulary
+                projection where it is not needed.
 
         Returns:
-            logits (B, L, V) and values (B, L) in float32; `values[:, t]` estimates the return after token t.
+            logits (B, L or logits_to_keep, V) and values (B, L) in float32; `values[:, t]` estimates the return
+            after token t.
         """
         if position_ids is None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
@@ -164,6 +171,7 @@ class PolicyWithValueHead(nn.Module):
             position_ids=position_ids,
             output_hidden_states=True,
             use_cache=False,
+            logits_to_keep=logits_to_keep,
         )
         hidden = out.hidden_states[-1].float()  # (B, L, H), after the final layer norm
         values = self.value_head(hidden).squeeze(-1)  # (B, L)
@@ -171,12 +179,21 @@ class PolicyWithValueHead(nn.Module):
 
     @torch.no_grad()
     def reference_logits(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
     ) -> torch.Tensor:
-        """Logits (B, L, V) of the reference policy (adapter disabled, or the frozen copy)."""
+        """Logits (B, L or logits_to_keep, V) of the reference policy (adapter disabled, or the frozen copy)."""
         if position_ids is None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+        kwargs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "logits_to_keep": logits_to_keep,
+        }
         if self.is_peft:
             with self.pretrained_model.disable_adapter():
                 return self.pretrained_model(**kwargs, use_cache=False).logits

@@ -122,10 +122,12 @@ class PPOTrainer:
                           self.tokenizer.pad_token_id, self.accelerator.device)
                 if reference:
                     with self.accelerator.autocast():
-                        logits = policy.reference_logits(mb.input_ids, mb.attention_mask, mb.position_ids)
-                    vals = torch.zeros(logits.shape[:2], device=logits.device)
+                        logits = policy.reference_logits(
+                            mb.input_ids, mb.attention_mask, mb.position_ids, mb.logits_to_keep
+                        )
+                    vals = torch.zeros(mb.input_ids.shape, device=logits.device)
                 else:
-                    logits, vals = self.model(mb.input_ids, mb.attention_mask, mb.position_ids)
+                    logits, vals = self.model(mb.input_ids, mb.attention_mask, mb.position_ids, mb.logits_to_keep)
                 resp_logits, resp_values = gather_response(logits, vals.float(), mb)
                 logps.append(logprobs_from_logits(resp_logits, mb.response_tokens))
                 values.append(resp_values)
@@ -158,7 +160,9 @@ class PPOTrainer:
             # Only the last micro-batch of an accumulation group needs the cross-process gradient sync.
             sync = nullcontext() if k == len(group) - 1 else self.accelerator.no_sync(self.model)
             with sync:
-                logits, vpred_all = self.model(mb.input_ids, mb.attention_mask, mb.position_ids)
+                logits, vpred_all = self.model(
+                    mb.input_ids, mb.attention_mask, mb.position_ids, mb.logits_to_keep
+                )
                 resp_logits, vpred = gather_response(logits, vpred_all.float(), mb)
                 logp = logprobs_from_logits(resp_logits, mb.response_tokens)
                 with torch.set_grad_enabled(cfg.entropy_coef > 0):

@@ -1,0 +1,122 @@
+"""Benchmark one PPO iteration (generate + step) on an offline random model; prints ONE JSON line.
+
+Example:
+    python benchmarks/bench_ppo_step.py --model dialogpt-small-shape --lora --batch 8 --query-len 128 \
+        --response-len 32 --steps 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from training.ppo import ModelConfig, PPOConfig, PPOTrainer  # noqa: E402
+from training.tiny_model import TINY_CORPUS, build_gpt2_small_shape, build_tiny_model  # noqa: E402
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if platform.system() == "Darwin" else peak / 1024
+
+
+def _prompts(batch: int) -> list[str]:
+    # Long enough that every prompt is truncated from the left to exactly --query-len tokens.
+    text = " ".join(TINY_CORPUS * 4)
+    return [f"{i} {text}" for i in range(batch)]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["tiny", "tiny-llama", "dialogpt-small-shape"], default="tiny")
+    parser.add_argument("--lora", action="store_true", help="train LoRA adapters (default: full fine-tuning)")
+    parser.add_argument("--4bit", dest="four_bit", action="store_true", help="4-bit NF4 base weights (needs --lora)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--mini-batch", type=int, default=4)
+    parser.add_argument("--query-len", type=int, default=128)
+    parser.add_argument("--response-len", type=int, default=32)
+    parser.add_argument("--ppo-epochs", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=3, help="measured iterations (after one warm-up)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        if args.model == "dialogpt-small-shape":
+            path = build_gpt2_small_shape(Path(tmp) / "model")
+        else:
+            path = build_tiny_model(Path(tmp) / "model", "llama" if args.model == "tiny-llama" else "gpt2")
+        build_s = time.perf_counter() - t0
+        mc = ModelConfig(
+            base_model=str(path),
+            use_lora=args.lora,
+            use_quantization=args.four_bit,
+            max_query_length=args.query_len,
+            max_response_length=args.response_len,
+            stop_at_newline=False,
+        )
+        pc = PPOConfig(batch_size=args.batch, mini_batch_size=min(args.mini_batch, args.batch),
+                       ppo_epochs=args.ppo_epochs)
+        trainer = PPOTrainer(mc, pc)
+        prompts = _prompts(args.batch)
+        gen_s, step_s, gen_tokens, early = [], [], [], []
+        for i in range(args.steps + 1):  # iteration 0 is warm-up
+            t = time.perf_counter()
+            queries, responses, _ = trainer.generate(prompts)
+            t_gen = time.perf_counter() - t
+            scores = [float(r.float().mean() % 2) for r in responses]
+            t = time.perf_counter()
+            metrics = trainer.step(queries, responses, scores)
+            t_step = time.perf_counter() - t
+            if i > 0:
+                gen_s.append(t_gen)
+                step_s.append(t_step)
+                gen_tokens.append(sum(int(r.numel()) for r in responses))
+                early.append(metrics["verification/early_stop_epoch"])
+        n_trainable = sum(p.numel() for _, p in trainer.policy.trainable_named_parameters())
+        n_total = sum(p.numel() for p in trainer.policy.parameters())
+
+    mean_gen, mean_step = sum(gen_s) / len(gen_s), sum(step_s) / len(step_s)
+    result = {
+        "bench": "ppo_step",
+        "model": args.model,
+        "lora": args.lora,
+        "4bit": args.four_bit,
+        "batch": args.batch,
+        "mini_batch": pc.mini_batch_size,
+        "query_len": int(queries[0].numel()),
+        "response_len": args.response_len,
+        "mean_response_tokens": sum(gen_tokens) / len(gen_tokens) / args.batch,
+        "ppo_epochs": args.ppo_epochs,
+        "steps": args.steps,
+        "sec_per_ppo_step": round(mean_step, 4),
+        "sec_per_generate": round(mean_gen, 4),
+        "samples_per_sec": round(args.batch / (mean_gen + mean_step), 3),
+        "step_samples_per_sec": round(args.batch / mean_step, 3),
+        "gen_tokens_per_sec": round(sum(gen_tokens) / sum(gen_s), 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "trainable_params": n_trainable,
+        "total_params": n_total,
+        "early_stop_epochs": early,
+        "build_s": round(build_s, 2),
+        "device": str(trainer.accelerator.device),
+        "torch_threads": torch.get_num_threads(),
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
