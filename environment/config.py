@@ -36,6 +36,9 @@ class EnvironmentConfig:
         state_template: "plain" (``plain_template``) or "chat" (the tokenizer's chat template: the booking agent
             speaks as "user", the auto-user as "assistant", objective and context in the system message).
         plain_template: format string with {objective}, {context}, {turn}, {max_turns}, {history}.
+        turn_separator: joins history messages in the plain form ("\n" by default; DialoGPT's format separates
+            turns with its eos token "<|endoftext|>").
+        speaker_labels: prefix plain-form messages with "Agent: " / "User: " (DialoGPT is trained without them).
         system_template: system message of the chat form, same fields but {history}.
         agent_opens: the booking agent greets first.
         num_objectives: objectives generated from the database for the train/eval split.
@@ -52,6 +55,8 @@ class EnvironmentConfig:
     history_window: int = 20
     state_template: Literal["plain", "chat"] = "plain"
     plain_template: str = PLAIN_TEMPLATE
+    turn_separator: str = "\n"
+    speaker_labels: bool = True
     system_template: str = SYSTEM_TEMPLATE
     agent_opens: bool = True
     num_objectives: int = 500

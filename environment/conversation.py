@@ -186,7 +186,8 @@ class BookingConversationEnvironment:
             if messages[-1]["role"] != "user":
                 messages.append({"role": "user", "content": "(waiting for your message)"})
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        history = "\n".join(f"{'Agent' if m.role == 'agent' else 'User'}: {m.text}" for m in recent) or "(none yet)"
+        labels = {"agent": "Agent: ", "user": "User: "} if self.config.speaker_labels else {"agent": "", "user": ""}
+        history = self.config.turn_separator.join(f"{labels[m.role]}{m.text}" for m in recent) or "(none yet)"
         return self.config.plain_template.format(history=history, **fields)
 
     async def aclose(self) -> None:

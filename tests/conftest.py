@@ -36,3 +36,11 @@ def table_contents(path: Path) -> dict[str, list[tuple]]:
         return {table: conn.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall() for table in tables}
     finally:
         conn.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_torch_thread() -> None:
+    """Tiny models run fastest on one thread, and tests must not fight each other (or a training run) for cores."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from training.ppo import ModelConfig, PPOConfig
-from training.ppo.batching import pack
+from training.ppo.batching import gather_response, pack
 from training.ppo.core import (
     AdaptiveKLController,
     FixedKLController,
@@ -120,12 +120,18 @@ def test_pack_aligns_response_positions() -> None:
     queries = [torch.tensor([5, 6, 7]), torch.tensor([8])]
     responses = [torch.tensor([1, 2]), torch.tensor([3, 4, 9])]
     batch = pack(queries, responses, pad_id=0, device="cpu")
-    assert batch.input_ids.tolist() == [[5, 6, 7, 1, 2], [8, 3, 4, 9, 0]]
+    # Queries left-padded to 3, responses right-padded to 3: every response starts at column 3.
+    assert batch.input_ids.tolist() == [[5, 6, 7, 1, 2, 0], [0, 0, 8, 3, 4, 9]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1]]
+    assert batch.position_ids[1, 2:].tolist() == [0, 1, 2, 3]
+    assert batch.response_tokens.tolist() == [[1, 2, 0], [3, 4, 9]]
     assert batch.response_mask.tolist() == [[1, 1, 0], [1, 1, 1]]
-    # Response token j is predicted by the logits at len(query) - 1 + j.
-    assert batch.response_index[0, :2].tolist() == [2, 3]
-    assert batch.response_index[1].tolist() == [0, 1, 2]
-    assert batch.position_ids[1, :4].tolist() == [0, 1, 2, 3]
+    # Response token j is predicted by the logits at column Q - 1 + j: the last R + 1 columns minus the final one.
+    logits = torch.arange(6.0).view(1, 6, 1).expand(2, 6, 1)
+    values = torch.arange(6.0).expand(2, 6)
+    resp_logits, resp_values = gather_response(logits[:, -batch.logits_to_keep :], values, batch)
+    assert resp_logits[0, :, 0].tolist() == [2.0, 3.0, 4.0]
+    assert resp_values[0].tolist() == [2.0, 3.0, 4.0]
 
 
 def test_cut_at_stop() -> None:

@@ -34,7 +34,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def overrides(out: Path, template_db: Path, model_cache: Path, *extra: str) -> list[str]:
     args = [f"logging.output_dir={out}", f"logging.tensorboard_dir={out / 'tb'}",
             f"model.model_cache_dir={model_cache}", f"environment.db_path={template_db}",
-            f"environment.workdir={out / 'work'}", *extra]
+            f"environment.workdir={out / 'work'}", "hardware.num_threads=1", *extra]
     return [item for value in args for item in ("--set", value)]
 
 
@@ -188,3 +188,20 @@ print(json.dumps({{"first": first, "second": second, "stateful": stateful, "has_
     assert output["first"] == output["second"]
     assert output["stateful"] == [] and output["has_reset"] is False
     assert len(output["batch"]) == 2
+
+
+def test_data_parallel_training_under_accelerate_launch(tmp_path, template_db, model_cache) -> None:
+    """Two CPU processes (accelerate launch starts them through torchrun, gloo backend)."""
+    out = tmp_path / "distributed"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               "29533", str(REPO / "training" / "train_ppo.py"), "--config", str(REPO / "configs" / "tiny_test.yaml"),
+               *overrides(out, template_db, model_cache, "evaluation.eval_every=0")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "on 2 process(es)" in result.stderr
+    assert result.stderr.count("epoch 2 |") == 1  # only the main process logs
+    history = json.loads((out / "training_metrics.json").read_text())
+    assert [record["epoch"] for record in history] == [1, 2]
+    assert all(record["verification/verified"] in (0.0, 1.0) for record in history)
+    assert (out / "final_model" / "adapter_model.safetensors").exists()

@@ -47,15 +47,20 @@ class TrainingPPOConfig(PPOConfig):
         rollout_episodes: conversations collected per epoch (per process).
         num_envs: environments stepped concurrently; the policy generates for all of them in one batch per turn.
         turn_gamma: discount between user turns for turn-level credit (see ``training/credit.py``).
+        max_train_minutes: stop after the epoch that passes this wall-clock budget (then save as usual);
+            ``None`` trains all ``max_epochs``.
     """
 
     max_epochs: int = 10
     rollout_episodes: int = 8
     num_envs: int = 4
     turn_gamma: float = 0.9
+    max_train_minutes: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
+            raise ValueError(f"max_train_minutes must be > 0 or null, got {self.max_train_minutes}")
         for name in ("max_epochs", "rollout_episodes", "num_envs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

