@@ -8,6 +8,7 @@ file the episode wrote (the MCP server process opens the same file).
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -27,6 +28,7 @@ class EpisodeDatabase:
         self.template = Path(template)
         if not self.template.exists():
             raise FileNotFoundError(f"template database not found: {self.template}")
+        self._owns_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="flightdb-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.path = self.workdir / f"episode-{worker_id}.db"
@@ -54,3 +56,5 @@ class EpisodeDatabase:
     def close(self) -> None:
         self._working.close()
         self._template_memory.close()
+        if self._owns_workdir:  # a temp dir we made: leave nothing behind
+            shutil.rmtree(self.workdir, ignore_errors=True)

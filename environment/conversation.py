@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from agents.booking import Message, make_booking_agent
-from agents.booking.nlu import parse_message
+from agents.booking.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, make_tool_client
 from agents.verifier import BookingVerifier, VerificationResult
-from database import EpisodeDatabase
+from database import EpisodeDatabase, FlightDatabase
 from database.build import TODAY, ensure_database
 from environment import rewards
 from environment.config import EnvironmentConfig
@@ -99,7 +99,7 @@ class BookingConversationEnvironment:
             raise RuntimeError("call reset() before step(); the episode is over")
         text = " ".join(str(user_message).split())[:MAX_USER_MESSAGE_CHARS]  # one line, bounded
         previous_user = next((m.text for m in reversed(state.history) if m.role == "user"), None)
-        parsed = parse_message(text, self.agent_airports(), TODAY)
+        parsed = parse_message(text, _airport_lookup_for(self.database.path), TODAY)
         booked = state.booking_context.get("booking_status") == "booked"
         # The user ends the episode by saying goodbye (after a booking or not) or by giving up.
         ends = (parsed.goodbye or parsed.give_up) and not parsed.slots() and not parsed.confirm
@@ -165,9 +165,6 @@ class BookingConversationEnvironment:
                 context["booking"] = (f"{call.result.data['flight_number']} on {call.result.data['date']}, "
                                       f"{call.result.data['cabin']}, total ${call.result.data['total_price']:.2f}")
 
-    def agent_airports(self) -> dict[str, str]:
-        return getattr(self.agent, "_airports", None) or _airport_lookup_for(self.database.path)
-
     # -- the policy's view ---------------------------------------------------------------------------------------
     def format_state(self, state: ConversationState | None = None) -> str:
         """The complete Markovian state string: objective, recent history, booking context, turn, and the prompt."""
@@ -199,9 +196,7 @@ _AIRPORT_CACHE: dict[str, dict[str, str]] = {}
 
 
 def _airport_lookup_for(path: Path) -> dict[str, str]:
-    from agents.booking.nlu import airport_lookup
-    from database import FlightDatabase
-
+    """Airport names for parsing user text (the rewards' view; the agent looks them up through its tools)."""
     key = str(path)
     if key not in _AIRPORT_CACHE:
         with FlightDatabase(path, read_only=True) as db:

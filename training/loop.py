@@ -71,14 +71,11 @@ def load_objectives(config: TrainingConfig) -> tuple[list[Objective], list[Objec
     return train_objectives, eval_objectives[: config.evaluation.eval_objectives]
 
 
-def to_samples(records: list[EpisodeRecord], turn_gamma: float) -> list[tuple[TurnSample, bool]]:
-    """One (sample, hallucinated) per user turn, scored by ``training.credit.turn_scores``."""
-    samples = []
-    for record in records:
-        scores = turn_scores(record.step_rewards, record.info["episode_reward"], turn_gamma)
-        for query, response, score in zip(record.queries, record.responses, scores, strict=True):
-            samples.append((TurnSample(query.tolist(), response.tolist(), float(score)), record.hallucinated))
-    return samples
+def to_samples(record: EpisodeRecord, turn_gamma: float) -> list[TurnSample]:
+    """One sample per user turn of an episode, scored by ``training.credit.turn_scores``."""
+    scores = turn_scores(record.step_rewards, record.info["episode_reward"], turn_gamma)
+    return [TurnSample(query.tolist(), response.tolist(), float(score))
+            for query, response, score in zip(record.queries, record.responses, scores, strict=True)]
 
 
 class TrainingRun:
@@ -143,12 +140,14 @@ class TrainingRun:
         records, stats = self.loop.run_until_complete(
             self.collector.collect(plan, description=f"epoch {epoch} rollout", progress=self.is_main))
         rollout_seconds = time.perf_counter() - began
-        fresh = to_samples(records, cfg.ppo.turn_gamma)
+        per_episode = [to_samples(record, cfg.ppo.turn_gamma) for record in records]
+        fresh = [sample for samples in per_episode for sample in samples]
+        # Draw the replay before adding this epoch's episodes, so a batch never holds the same sample twice.
         replayed = self.buffers.replay(int(len(fresh) * cfg.buffer.replay_fraction)) if cfg.buffer.use_buffer else []
         if cfg.buffer.use_buffer:
-            for record in records:
-                self.buffers.add_episode([s for s, _ in to_samples([record], cfg.ppo.turn_gamma)], record.hallucinated)
-        batch = self._equalize([s for s, _ in fresh] + replayed)
+            for record, samples in zip(records, per_episode, strict=True):
+                self.buffers.add_episode(samples, record.hallucinated)
+        batch = self._equalize(fresh + replayed)
         began = time.perf_counter()
         ppo_metrics = self.trainer.step([torch.tensor(s.query) for s in batch],
                                         [torch.tensor(s.response) for s in batch], [s.score for s in batch])
