@@ -18,10 +18,7 @@ import typing
 from datetime import date
 from typing import Any
 
-try:  # mcp>=2 ships the client as ``httpx2``; plain ``httpx`` has the same API
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover - depends on the installed mcp version
-    import httpx  # type: ignore[no-redef]
+import httpx2 as httpx  # the HTTP client mcp 2.x is built on; the same API as httpx
 
 from agents.booking.base import AgentTurn, BookingAgentConfig, Message
 from agents.tool_client import ToolCall, ToolClient, ToolResult
