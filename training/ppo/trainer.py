@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from training.ppo.batching import gather_response, pack, pad_response_aligned
@@ -245,9 +247,12 @@ class PPOTrainer:
         verified, stop_epoch, epochs_done, nonfinite, post_kl = True, cfg.ppo_epochs, 0, 0, 0.0
         backward = cfg.mini_batch_size * cfg.gradient_accumulation_steps
         guarded = cfg.target_kl is not None or cfg.max_kl is not None
+        progress = tqdm(total=cfg.ppo_epochs * math.ceil(batch / backward), desc="ppo update", unit="step",
+                        leave=False, disable=not self.accelerator.is_main_process)
         for epoch in range(cfg.ppo_epochs):
             perm = torch.randperm(batch, generator=self._shuffle_rng)
             for g in range(0, batch, backward):
+                progress.update(1)
                 chunk = perm[g : g + backward]
                 group = [chunk[m : m + cfg.mini_batch_size] for m in range(0, len(chunk), cfg.mini_batch_size)]
                 if not self._optimizer_step(group, queries, responses, rollout, stats):
@@ -268,6 +273,7 @@ class PPOTrainer:
             if cfg.target_kl is not None and post_kl > cfg.target_kl:
                 stop_epoch = epoch
                 break
+        progress.close()
         if not verified:
             snapshot.restore(self.optimizer)
 
