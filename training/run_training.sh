@@ -5,8 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source training/bootstrap_venv.sh
 CONFIG="${CONFIG:-configs/ppo_training_config.yaml}"
-if [ ! -f training/train_ppo.py ]; then
-    echo "training/train_ppo.py is not built yet (see the open training-pipeline issue)" >&2
-    exit 1
-fi
-exec "$VENV_PY" -m accelerate.commands.launch --num_processes 1 --cpu training/train_ppo.py --config "$CONFIG" "$@"
+exec "$VENV_PY" -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no training/train_ppo.py --config "$CONFIG" "$@"
