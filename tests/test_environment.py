@@ -240,3 +240,23 @@ def test_objectives_dataset_split_and_jsonl(template_db, tmp_path) -> None:
     path.write_text('{"origin": "BOS", "bogus": 1}\n')
     with pytest.raises(ValueError, match="bogus"):
         load_objectives_jsonl(path)
+
+
+def test_bare_name_answers_the_name_question(template_db, tmp_path, objectives) -> None:
+    """After "May I have the lead passenger's full name?", "Tara Novak." is an answer; before it, it is not."""
+    objective = feasible(objectives)
+    script = happy_path(objective)
+    bare = [script[0], "The first one please.", f"{objective.passenger_name}.", "Yes, please book it.", "Bye!"]
+
+    async def run():
+        env = make_env(template_db, tmp_path)
+        step = await play(env, objective, bare)
+        env.reset(objective=objective)
+        await env.step(f"{objective.passenger_name}.")  # nobody asked for a name yet
+        early_slots = dict(env.agent.slots)
+        await env.aclose()
+        return step, early_slots
+
+    step, early_slots = asyncio.run(run())
+    assert step.info["success"], [m.text for m in step.state.history]
+    assert "passenger_name" not in early_slots

@@ -164,6 +164,28 @@ def parse_name(text: str) -> str | None:
     return None
 
 
+def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
+    """A name given without a trigger phrase ("Tara Novak.", "It's Tara Novak please"), for when the agent has
+    just asked for one: the first run of 2-3 capitalised words that are not a place, month, weekday or filler."""
+    stop = NOT_NAMES | set(MONTHS) | set(WEEKDAYS) | {"i", "it's", "its", "yes", "no", "please", "thanks", "thank",
+                                                      "hello", "hi", "dear", "mr", "mrs", "ms", "dr"}
+    places = {key for key in airports if len(key) > 3}
+    run: list[str] = []
+    for word in re.findall(r"[\w'\-]+", str(text)[:300]):
+        clean = word.strip("'-")
+        if clean[:1].isupper() and clean.lower() not in stop and not any(ch.isdigit() for ch in clean):
+            run.append(clean)
+            if len(run) == 3:
+                break
+        elif len(run) >= 2:
+            break
+        else:
+            run = []
+    if len(run) < 2 or any(place in " ".join(run).lower() for place in places):
+        return None
+    return " ".join(run)
+
+
 def parse_message(text: str, airports: dict[str, str], today: date) -> ParsedMessage:
     """Parse one user message. ``airports`` maps lower-case city names and IATA codes to codes."""
     text = str(text)[:2000]
