@@ -30,7 +30,7 @@ def test_generator_sizes(template_db: Path) -> None:
     ).fetchone()
     assert airports >= 25 and flights >= 2000
     assert first == TODAY.isoformat() and SCHEDULE_DAYS >= 60
-    assert (Path(last).name > first) and last >= "2027-01-29"
+    assert last >= "2027-01-29"  # at least 60 days from the first
     assert sold_out > 0
     assert bad_order == 0  # first class always costs more than business, business more than economy
 
