@@ -33,6 +33,7 @@ class ConversationState:
     turn: int = 0  # user turns taken so far
     booking_context: dict[str, Any] = field(default_factory=dict)
     details_given: set[str] = field(default_factory=set)  # objective details the user has already conveyed
+    stages: set[str] = field(default_factory=set)  # booking milestones reached (``rewards.BOOKING_STAGES``)
     done: bool = False
     truncated: bool = False
 
@@ -110,13 +111,11 @@ class BookingConversationEnvironment:
             "progress": rewards.progress_reward(parsed, state.details_given, state.objective),
             "goal_drift": rewards.goal_drift_penalty(parsed, state.objective),
         }
-        immediate = rewards.immediate_reward(components)
-        self.immediate_rewards.append(immediate)
-        self.reward_components.append(components)
         state.details_given |= set(parsed.slots())
         state.history.append(Message("user", text))
         state.turn += 1
         info: dict[str, Any] = {"reward_components": components, "role_confused": rewards.is_role_confused(text)}
+        stages_before = set(state.stages)
         if ends:
             state.done = True
         else:
@@ -128,6 +127,11 @@ class BookingConversationEnvironment:
             if turn.error:
                 state.done = True
                 info["error"] = turn.error
+        components["booking_stage"] = rewards.booking_stage_reward(stages_before, state.stages,
+                                                                   self.config.reward.stage_reward)
+        immediate = rewards.immediate_reward(components)
+        self.immediate_rewards.append(immediate)
+        self.reward_components.append(components)
         if not state.done and state.turn >= self.config.max_conversation_length:
             state.truncated = True
         if state.done or state.truncated:
@@ -156,14 +160,23 @@ class BookingConversationEnvironment:
                 continue
             if call.name == "search_flights":
                 args = call.arguments
+                if call.result.data["count"] and self._on_route(args.get("origin"), args.get("destination")):
+                    self.state.stages.add("searched")
                 context["search"] = (f"{args['origin']} to {args['destination']} on {args['date']}, "
                                      f"{args.get('cabin', 'economy')}, {args.get('passengers', 1)} passenger(s): "
                                      f"{call.result.data['count']} flight(s)")
             elif call.name in ("book_flight", "cancel_booking"):
                 context["booking_code"] = call.result.data["confirmation_code"]
                 context["booking_status"] = call.result.data["status"]
+                if call.name == "book_flight" and self._on_route(call.result.data["origin"],
+                                                                 call.result.data["destination"]):
+                    self.state.stages.add("booked")
                 context["booking"] = (f"{call.result.data['flight_number']} on {call.result.data['date']}, "
                                       f"{call.result.data['cabin']}, total ${call.result.data['total_price']:.2f}")
+
+    def _on_route(self, origin: object, destination: object) -> bool:
+        objective = self.state.objective
+        return (str(origin).upper(), str(destination).upper()) == (objective.origin, objective.destination)
 
     # -- the policy's view ---------------------------------------------------------------------------------------
     def format_state(self, state: ConversationState | None = None) -> str:

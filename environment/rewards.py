@@ -11,6 +11,10 @@ Per user turn t the immediate reward is ``clip(sum of components, -1, 1)``:
                   the first time
     goal_drift    -0.5 per stated detail that contradicts the objective (another city, date, cabin, count or
                   name), so the policy cannot win by changing the task
+    booking_stage +``stage_reward`` for each booking milestone this turn moved the agent past for the first time:
+                  a search on the objective's route that found flights, then a booking on that route (read from
+                  the agent's tool calls, so it works for any backend). It gives the turns before a verified
+                  booking their own credit, where the verifier alone is all-or-nothing at the end.
 
 Episode reward:
     cooperative:  verifier_weight * verifier_score + immediate_weight * mean_t(immediate_t)
@@ -44,12 +48,14 @@ class RewardConfig:
         verifier_weight: weight of the verifier score (or, adversarial, the hallucination score) in the episode reward.
         immediate_weight: weight of the mean immediate turn reward.
         adversarial_target: hallucinations per episode that earn the full adversarial score.
+        stage_reward: immediate reward per booking milestone reached (0 turns the ``booking_stage`` term off).
     """
 
     objective: str = "cooperative"
     verifier_weight: float = 0.7
     immediate_weight: float = 0.3
     adversarial_target: int = 1
+    stage_reward: float = 0.3
 
     def __post_init__(self) -> None:
         if self.objective not in ("cooperative", "adversarial"):
@@ -58,6 +64,8 @@ class RewardConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if not isinstance(self.stage_reward, int | float) or not 0.0 <= self.stage_reward <= 1.0:
+            raise ValueError(f"stage_reward must be in [0, 1], got {self.stage_reward!r}")
         if self.adversarial_target < 1:
             raise ValueError(f"adversarial_target must be >= 1, got {self.adversarial_target}")
 
@@ -138,6 +146,14 @@ def progress_reward(parsed: ParsedMessage, already_given: set[str], objective: O
 def goal_drift_penalty(parsed: ParsedMessage, objective: Objective) -> float:
     """-0.5 per stated detail that contradicts the objective."""
     return -0.5 * sum(not _matches(key, value, objective) for key, value in parsed.slots().items())
+
+
+BOOKING_STAGES = ("searched", "booked")
+
+
+def booking_stage_reward(stages_before: set[str], stages_after: set[str], stage_reward: float) -> float:
+    """``stage_reward`` per milestone of ``BOOKING_STAGES`` reached this turn (``stages_after - stages_before``)."""
+    return stage_reward * len((stages_after - stages_before) & set(BOOKING_STAGES))
 
 
 def immediate_reward(components: dict[str, float]) -> float:

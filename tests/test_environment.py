@@ -260,3 +260,26 @@ def test_bare_name_answers_the_name_question(template_db, tmp_path, objectives) 
     step, early_slots = asyncio.run(run())
     assert step.info["success"], [m.text for m in step.state.history]
     assert "passenger_name" not in early_slots
+
+
+def test_booking_stage_reward_marks_the_turns_that_moved_the_booking(template_db, tmp_path, objectives) -> None:
+    """+stage_reward on the turn whose answer searched the objective's route, and on the turn that booked it."""
+    objective = feasible(objectives)
+    other = next(o for o in objectives if o.feasible and (o.origin, o.destination) != (objective.origin,
+                                                                                       objective.destination))
+    script = [happy_path(objective)[0], "The first one please.", f"{objective.passenger_name}.",
+              "Yes, please book it.", "Yes, please book it.", "Thanks, bye!"]
+
+    async def run():
+        env = make_env(template_db, tmp_path)
+        step = await play(env, objective, script)
+        stages = [c["booking_stage"] for c in env.reward_components]
+        wrong_route = await play(env, other, [happy_path(objective)[0]])  # searches a route `other` doesn't want
+        await env.aclose()
+        return step, stages, wrong_route
+
+    step, stages, wrong_route = asyncio.run(run())
+    assert step.info["success"], [m.text for m in step.state.history]
+    stage = EnvironmentConfig().reward.stage_reward
+    assert stages == [stage, 0.0, 0.0, stage, 0.0, 0.0]
+    assert wrong_route.info["reward_components"]["booking_stage"] == 0.0

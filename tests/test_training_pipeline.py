@@ -21,9 +21,9 @@ TRAIN = [sys.executable, str(REPO / "training" / "train_ppo.py"), "--config", st
 EXPECTED_ENV_METRICS = ["env/reward_mean", "env/reward_std", "env/verifier_score", "env/verification_rate",
                         "env/hallucination_rate", "env/episode_length", "env/success_rate", "env/errors",
                         "env/reward/length", "env/reward/naturalness", "env/reward/polite_ending",
-                        "env/reward/progress", "env/reward/goal_drift", "buffer/normal_size",
-                        "buffer/adversarial_size", "state_completeness", "time/rollout", "time/update",
-                        "time/tokens_per_second"]
+                        "env/reward/progress", "env/reward/goal_drift", "env/reward/booking_stage",
+                        "buffer/normal_size", "buffer/adversarial_size", "state_completeness", "time/rollout",
+                        "time/update", "time/tokens_per_second"]
 
 
 @pytest.fixture(scope="module")

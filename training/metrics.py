@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from environment.rewards import is_role_confused, words
 from training.rollout import EpisodeRecord
 
-REWARD_COMPONENTS = ("length", "naturalness", "polite_ending", "progress", "goal_drift")
+REWARD_COMPONENTS = ("length", "naturalness", "polite_ending", "progress", "goal_drift", "booking_stage")
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -22,7 +22,8 @@ PANELS = [
     ("Policy entropy", [("ppo/policy/entropy", "entropy (nats/token)")], None),
     ("Immediate reward terms", [("env/reward/length", "length"), ("env/reward/naturalness", "naturalness"),
                                 ("env/reward/progress", "progress"), ("env/reward/goal_drift", "goal drift"),
-                                ("env/reward/polite_ending", "polite ending")], None),
+                                ("env/reward/polite_ending", "polite ending"),
+                                ("env/reward/booking_stage", "booking stage")], None),
 ]
 
 
