@@ -283,3 +283,34 @@ def test_booking_stage_reward_marks_the_turns_that_moved_the_booking(template_db
     stage = EnvironmentConfig().reward.stage_reward
     assert stages == [stage, 0.0, 0.0, stage, 0.0, 0.0]
     assert wrong_route.info["reward_components"]["booking_stage"] == 0.0
+
+
+def test_yes_accepts_the_only_flight_on_offer(template_db, tmp_path, objectives) -> None:
+    """With one search result, "Yes, that works." chooses it; with several it chooses nothing."""
+
+    async def run():
+        env = make_env(template_db, tmp_path)
+        outcomes = {}
+        for objective in [o for o in objectives if o.feasible and o.kind == "feasible"]:
+            env.reset(objective=objective, seed=1)
+            await env.step(happy_path(objective)[0])
+            count = len(env.agent.results)
+            if count in outcomes:
+                continue
+            await env.step("Yes, that works.")
+            outcomes[count] = (env.agent.selected, env.state.history[-1].text)
+            if count == 1:
+                for message in (f"{objective.passenger_name}.", "Yes, please book it.", "Thanks, bye!"):
+                    step = await env.step(message)
+                outcomes["booked"] = step.info["success"]
+            if 1 in outcomes and any(isinstance(k, int) and k > 1 for k in outcomes):
+                break
+        await env.aclose()
+        return outcomes
+
+    outcomes = asyncio.run(run())
+    single, reply = outcomes[1]
+    assert single is not None and "name" in reply
+    assert outcomes["booked"]
+    several = [value for key, value in outcomes.items() if isinstance(key, int) and key > 1]
+    assert several and all(selected is None for selected, _ in several)

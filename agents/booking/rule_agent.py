@@ -118,6 +118,8 @@ class RuleBookingAgent:
             chosen = min(self.results, key=lambda f: f["price_per_passenger"]) if index == -1 else \
                 self.results[min(index, len(self.results) - 1)]
             self.selected = chosen
+        elif parsed.confirm and self.selected is None and len(self.results) == 1 and not changed:
+            self.selected = self.results[0]  # "yes, that works" accepts the only flight on offer
         if self._prior_selected is not None and self.selected is not self._prior_selected and \
                 self.selected is not None and self.selected["flight_number"] != self._prior_selected["flight_number"]:
             changed.add("flight")
@@ -145,6 +147,9 @@ class RuleBookingAgent:
         if not self.results or self._search_key() != self.searched:
             return await self._search()
         if self.selected is None:
+            if len(self.results) == 1:
+                number = self.results[0]["flight_number"]
+                return f"Would you like flight {number}? Just say yes, or tell me what to change."
             return "Which of these flights would you like? You can say the flight number or 'the first one'."
         if not self.slots.get("passenger_name"):
             return f"Great choice. May I have {SLOT_QUESTIONS['passenger_name']}?"
@@ -193,7 +198,8 @@ class RuleBookingAgent:
                  f"{_money(f['price_per_passenger'])} per passenger" for i, f in enumerate(self.results, start=1)]
         note = f" (I assumed {' and '.join(assumed)}; tell me if that's wrong)" if assumed else ""
         return (f"I found {len(self.results)} {key['cabin']} option{'s' if len(self.results) > 1 else ''} from "
-                f"{header} for {_pax(key['passengers'])}{note}:\n" + "\n".join(lines) + "\nWhich one would you like?")
+                f"{header} for {_pax(key['passengers'])}{note}:\n" + "\n".join(lines)
+                + ("\nWhich one would you like?" if len(self.results) > 1 else "\nWould you like this one?"))
 
     async def _named_flight(self, number: str) -> str | None:
         known = [f for f in self.results if f["flight_number"] == number]
