@@ -251,15 +251,18 @@ def test_bare_name_answers_the_name_question(template_db, tmp_path, objectives) 
     async def run():
         env = make_env(template_db, tmp_path)
         step = await play(env, objective, bare)
+        name_turn = env.reward_components[2]
         env.reset(objective=objective)
         await env.step(f"{objective.passenger_name}.")  # nobody asked for a name yet
         early_slots = dict(env.agent.slots)
         await env.aclose()
-        return step, early_slots
+        return step, early_slots, name_turn
 
-    step, early_slots = asyncio.run(run())
+    step, early_slots, name_turn = asyncio.run(run())
     assert step.info["success"], [m.text for m in step.state.history]
     assert "passenger_name" not in early_slots
+    # The reward reads the answer the way the agent does: the bare name is conveyed progress (and a wrong one drifts).
+    assert name_turn["progress"] == pytest.approx(0.15) and name_turn["goal_drift"] == 0.0
 
 
 def test_booking_stage_reward_marks_the_turns_that_moved_the_booking(template_db, tmp_path, objectives) -> None:

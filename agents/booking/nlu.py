@@ -164,6 +164,12 @@ def parse_name(text: str) -> str | None:
     return None
 
 
+def asks_for_name(agent_text: str) -> bool:
+    """Whether an agent message asks for a name (a question sentence containing "name"), after which a bare name
+    is an answer."""
+    return any("name" in sentence.lower() for sentence in re.findall(r"[^.?!]*\?", str(agent_text)))
+
+
 def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
     """A name given without a trigger phrase ("Tara Novak.", "It's Tara Novak please"), for when the agent has
     just asked for one: the first run of 2-3 capitalised words that are not a place, month, weekday or filler."""

@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any
 
 from agents.booking.base import AgentTurn, BookingAgentConfig, InjectedHallucination, Message
-from agents.booking.nlu import airport_lookup, parse_bare_name, parse_message
+from agents.booking.nlu import airport_lookup, asks_for_name, parse_bare_name, parse_message
 from agents.tool_client import ToolCall, ToolClient, ToolResult
 
 SEARCH_SLOTS = ("origin", "destination", "date")
@@ -88,7 +88,7 @@ class RuleBookingAgent:
         user_text = history[-1].text if history and history[-1].role == "user" else ""
         text = await self._reply(str(user_text))
         # Context for the next turn: after "May I have the lead passenger's full name?" a bare name is an answer.
-        self._asked_for_name = SLOT_QUESTIONS["passenger_name"] in text or "passenger's name" in text
+        self._asked_for_name = asks_for_name(text)
         return AgentTurn(text=text, tool_calls=self._calls, injected=self._injected)
 
     async def _reply(self, user_text: str) -> str:
