@@ -1,0 +1,100 @@
+"""Probe one step of the booking flow in isolation: does the auto-user answer "May I have the lead passenger's
+full name?" with its objective's name?
+
+    python training/probe_name_answer.py --model base|PATH --config CONFIG [--objectives 8] [--samples 4]
+        [--set SECTION.KEY=VALUE ...]
+
+For each held-out feasible objective a scripted traveller gives the route and date and picks the first flight, so the
+agent's last message is its name question; the policy then samples ``--samples`` replies to that exact state. Prints
+one JSON line: how many replies contained the objective's name. Used to choose the state format (chat template vs
+plain transcript), see README "Measured learning".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def scripted_prefix(objective) -> list[str]:
+    day = date.fromisoformat(objective.date)
+    return [f"Hi, I'd like to fly from {objective.origin_city} to {objective.destination_city} on "
+            f"{day.strftime('%B')} {day.day}, in {objective.cabin}, for {objective.passengers} passenger(s).",
+            "The first one please."]
+
+
+async def name_question_states(env, objectives) -> list[tuple[object, str]]:
+    """(objective, state string) for every objective whose scripted prefix ends at the agent's name question."""
+    from agents.booking.nlu import asks_for_name
+
+    states = []
+    for objective in objectives:
+        env.reset(objective=objective, seed=1)
+        for message in scripted_prefix(objective):
+            await env.step(message)
+        if asks_for_name(env.state.history[-1].text):
+            states.append((objective, env.format_state()))
+    return states
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="base", help="'base' or a checkpoint / final_model directory")
+    parser.add_argument("--config", default="configs/ppo_training_config.yaml")
+    parser.add_argument("--objectives", type=int, default=8, help="held-out feasible objectives to probe")
+    parser.add_argument("--samples", type=int, default=4, help="sampled replies per objective")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args(argv)
+    if args.objectives < 1 or args.samples < 1:
+        parser.error("--objectives and --samples must be >= 1")
+    from training.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if args.model != "base" and not Path(args.model).exists():
+        print(f"error: no such file or directory {args.model}", file=sys.stderr)
+        return 2
+    from agents.auto_user import AutoUserAgent, AutoUserConfig
+    from environment.conversation import BookingConversationEnvironment
+    from training.loop import load_objectives
+
+    name = config.model.base_model if args.model == "base" else args.model
+    agent = AutoUserAgent(AutoUserConfig(
+        model_name=name, max_length=config.model.max_query_length, max_new_tokens=config.model.max_response_length,
+        temperature=config.model.temperature, top_p=config.model.top_p, top_k=config.model.top_k,
+        stop_at_newline=config.model.stop_at_newline, seed=config.seed, model_cache_dir=config.model.model_cache_dir,
+        device="cpu" if config.hardware.cpu else None))
+    agent.initialize_model()
+    _, held_out = load_objectives(config)
+    objectives = [o for o in held_out if o.feasible][: args.objectives]
+    env = BookingConversationEnvironment(config.environment, worker_id=200, tokenizer=agent.tokenizer)
+    loop = asyncio.new_event_loop()
+    try:
+        states = loop.run_until_complete(name_question_states(env, objectives))
+        loop.run_until_complete(env.aclose())
+    finally:
+        loop.close()
+    answered, replies, examples = 0, 0, []
+    for index, (objective, state) in enumerate(states):
+        texts = agent.generate([state] * args.samples, seed=config.seed + index)[2]
+        answered += sum(objective.passenger_name.lower() in text.lower() for text in texts)
+        replies += len(texts)
+        examples.append(texts[0])
+    print(json.dumps({"probe": "name_answer", "model": name, "state_template": config.environment.state_template,
+                      "objectives": len(objectives), "states": len(states), "replies": replies,
+                      "name_answered": answered, "rate": answered / replies if replies else 0.0,
+                      "examples": examples[:3]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
