@@ -106,3 +106,13 @@ def test_probe_name_answer_reaches_the_name_question(tiny_run) -> None:
     assert 1 <= line["objectives"] <= 3 and line["states"] == line["objectives"]
     assert line["replies"] == 2 * line["states"] and 0 <= line["name_answered"] <= line["replies"]
     assert line["rate"] == line["name_answered"] / line["replies"] and len(line["examples"]) == line["states"]
+
+
+def test_evaluate_refuses_to_repeat_objectives(tiny_run) -> None:
+    """More episodes than held-out objectives x seeds would count an objective's runs twice in pass^k: exit 2."""
+    _, args = tiny_run
+    result = subprocess.run([sys.executable, str(REPO / "training" / "evaluate.py"), "--model", "base", "--config",
+                             str(REPO / "configs" / "tiny_test.yaml"), "--episodes", "100000", "--seeds", "1", *args],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 2 and "needs 100000 objectives" in result.stderr
+    assert "Traceback" not in result.stderr

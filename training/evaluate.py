@@ -77,7 +77,10 @@ def evaluate_model(model: str, config, episodes: int, seeds: int, objectives_fil
     _, held_out = load_objectives(config)
     objectives = load_objectives_jsonl(objectives_file) if objectives_file else held_out
     needed = math.ceil(episodes / seeds)
-    objectives = (objectives * needed)[:needed]
+    if needed > len(objectives):  # repeating objectives would count one objective's runs twice in pass^k
+        raise ValueError(f"--episodes {episodes} with --seeds {seeds} needs {needed} objectives, "
+                         f"only {len(objectives)} available (give fewer episodes or more seeds)")
+    objectives = objectives[:needed]
     plan = [(objective, 50_000 + seed) for objective in objectives for seed in range(seeds)][:episodes]
     envs = [BookingConversationEnvironment(config.environment, worker_id=100 + i, tokenizer=agent.tokenizer)
             for i in range(config.ppo.num_envs)]
@@ -155,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no such file or directory {path}", file=sys.stderr)
             return 2
     models = args.compare or [args.model]
-    reports = {m: evaluate_model(m, config, args.episodes, args.seeds, args.objectives) for m in models}
+    try:
+        reports = {m: evaluate_model(m, config, args.episodes, args.seeds, args.objectives) for m in models}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out or "evaluation_results")
     out.mkdir(parents=True, exist_ok=True)
     command = "python training/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -55,7 +55,8 @@ def setup_logging(output_dir: Path, is_main: bool, debug: bool) -> Path | None:
 
 
 def load_objectives(config: TrainingConfig) -> tuple[list[Objective], list[Objective]]:
-    """Seeded train/eval split of generated objectives (JSONL files replace either side)."""
+    """Seeded train/eval split of generated objectives (JSONL files replace either side); all of the held-out side
+    (in-training evaluation takes the first ``evaluation.eval_objectives``, training/evaluate.py as many as needed)."""
     from database.build import ensure_database
 
     env = config.environment
@@ -68,7 +69,7 @@ def load_objectives(config: TrainingConfig) -> tuple[list[Objective], list[Objec
         train_objectives = load_objectives_jsonl(env.objectives_file)
     if config.evaluation.eval_objectives_file:
         eval_objectives = load_objectives_jsonl(config.evaluation.eval_objectives_file)
-    return train_objectives, eval_objectives[: config.evaluation.eval_objectives]
+    return train_objectives, eval_objectives
 
 
 def to_samples(record: EpisodeRecord, turn_gamma: float) -> list[TurnSample]:
@@ -102,7 +103,8 @@ class TrainingRun:
         self.trainer = PPOTrainer(self.model_config, config.ppo, policy=policy, accelerator=self.accelerator)
         if self.is_main:
             save_config(config, self.output_dir / "training_config.yaml")
-        self.train_objectives, self.eval_objectives = load_objectives(config)
+        self.train_objectives, held_out = load_objectives(config)
+        self.eval_objectives = held_out[: config.evaluation.eval_objectives]
         base_worker = self.accelerator.process_index * config.ppo.num_envs
         self.envs = [BookingConversationEnvironment(config.environment, worker_id=base_worker + i,
                                                     tokenizer=self.trainer.tokenizer)

@@ -59,8 +59,10 @@ def plot_training_metrics(output_dir: str | Path) -> Path:
     axes[6].set_xlabel("user turns per episode")
     axes[6].set_ylabel("episodes")
     accepted = [r.get("verification/verified", math.nan) for r in history]
-    axes[7].bar(epochs, accepted, color=["tab:green" if a == 1 else "tab:red" for a in accepted])
-    axes[7].set_title("Verified update (1 accepted, 0 rolled back)")
+    axes[7].bar(epochs, [1.0] * len(accepted), color=["tab:green" if a == 1 else "tab:red" for a in accepted])
+    axes[7].set_yticks([])
+    axes[7].set_title(f"Verified updates: {sum(a == 1 for a in accepted)} accepted (green), "
+                      f"{sum(a == 0 for a in accepted)} rolled back (red)")
     axes[7].set_xlabel("epoch")
     axes[7].set_ylim(0, 1.1)
     figure.suptitle(f"PPO training of the auto-user ({output_dir.name})")
