@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.booking import Message, make_booking_agent
-from agents.booking.nlu import airport_lookup, asks_for_name, parse_bare_name, parse_message
+from agents.booking.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, make_tool_client
 from agents.verifier import BookingVerifier, VerificationResult
 from database import EpisodeDatabase, FlightDatabase
@@ -33,7 +33,7 @@ class ConversationState:
     turn: int = 0  # user turns taken so far
     booking_context: dict[str, Any] = field(default_factory=dict)
     details_given: set[str] = field(default_factory=set)  # objective details the user has already conveyed
-    stages: set[str] = field(default_factory=set)  # booking milestones reached (``rewards.BOOKING_STAGES``)
+    stages: set[str] = field(default_factory=set)  # booking milestones reached: "searched", "booked"
     done: bool = False
     truncated: bool = False
 
@@ -100,11 +100,8 @@ class BookingConversationEnvironment:
             raise RuntimeError("call reset() before step(); the episode is over")
         text = " ".join(str(user_message).split())[:MAX_USER_MESSAGE_CHARS]  # one line, bounded
         previous_user = next((m.text for m in reversed(state.history) if m.role == "user"), None)
-        airports = _airport_lookup_for(self.database.path)
-        parsed = parse_message(text, airports, TODAY)
-        last = state.history[-1] if state.history else None
-        if parsed.passenger_name is None and last is not None and last.role == "agent" and asks_for_name(last.text):
-            parsed.passenger_name = parse_bare_name(text, airports)  # read the reply the way the question framed it
+        answering = state.history[-1].text if state.history and state.history[-1].role == "agent" else ""
+        parsed = parse_message(text, _airport_lookup_for(self.database.path), TODAY, answering)
         booked = state.booking_context.get("booking_status") == "booked"
         # The user ends the episode by saying goodbye (after a booking or not) or by giving up.
         ends = (parsed.goodbye or parsed.give_up) and not parsed.slots() and not parsed.confirm

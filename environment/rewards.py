@@ -148,12 +148,9 @@ def goal_drift_penalty(parsed: ParsedMessage, objective: Objective) -> float:
     return -0.5 * sum(not _matches(key, value, objective) for key, value in parsed.slots().items())
 
 
-BOOKING_STAGES = ("searched", "booked")
-
-
 def booking_stage_reward(stages_before: set[str], stages_after: set[str], stage_reward: float) -> float:
-    """``stage_reward`` per milestone of ``BOOKING_STAGES`` reached this turn (``stages_after - stages_before``)."""
-    return stage_reward * len((stages_after - stages_before) & set(BOOKING_STAGES))
+    """``stage_reward`` per booking milestone ("searched", "booked") first reached this turn."""
+    return stage_reward * len(stages_after - stages_before)
 
 
 def immediate_reward(components: dict[str, float]) -> float:

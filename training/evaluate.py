@@ -59,13 +59,10 @@ def summarize(records: list[EpisodeRecord], seeds_per_objective: int) -> dict[st
     }
 
 
-def evaluate_model(model: str, config, episodes: int, seeds: int, objectives_file: str | None) -> dict[str, Any]:
-    """Run ``episodes`` conversations with the auto-user ``model`` ("base" or a checkpoint path)."""
+def load_auto_user(model: str, config):
+    """The ``AutoUserAgent`` for ``model`` ("base": the config's base model, else a checkpoint path), sampling as
+    the config says."""
     from agents.auto_user import AutoUserAgent, AutoUserConfig
-    from environment.conversation import BookingConversationEnvironment
-    from environment.objectives import load_objectives_jsonl
-    from training.loop import load_objectives
-    from training.rollout import RolloutCollector
 
     name = config.model.base_model if model == "base" else model
     agent = AutoUserAgent(AutoUserConfig(
@@ -74,13 +71,30 @@ def evaluate_model(model: str, config, episodes: int, seeds: int, objectives_fil
         stop_at_newline=config.model.stop_at_newline, seed=config.seed, model_cache_dir=config.model.model_cache_dir,
         device="cpu" if config.hardware.cpu else None))
     agent.initialize_model()
-    _, held_out = load_objectives(config)
-    objectives = load_objectives_jsonl(objectives_file) if objectives_file else held_out
+    return agent
+
+
+def evaluation_objectives(config, episodes: int, seeds: int, objectives_file: str | None) -> list:
+    """The first ``ceil(episodes / seeds)`` held-out (or file) objectives; ValueError when there are fewer, since
+    repeating one would count its runs twice in pass^k."""
+    from environment.objectives import load_objectives_jsonl
+    from training.loop import load_objectives
+
+    objectives = load_objectives_jsonl(objectives_file) if objectives_file else load_objectives(config)[1]
     needed = math.ceil(episodes / seeds)
-    if needed > len(objectives):  # repeating objectives would count one objective's runs twice in pass^k
+    if needed > len(objectives):
         raise ValueError(f"--episodes {episodes} with --seeds {seeds} needs {needed} objectives, "
                          f"only {len(objectives)} available (give fewer episodes or more seeds)")
-    objectives = objectives[:needed]
+    return objectives[:needed]
+
+
+def evaluate_model(model: str, config, episodes: int, seeds: int, objectives: list) -> dict[str, Any]:
+    """Run ``episodes`` conversations with the auto-user ``model`` on ``objectives``, ``seeds`` seeds each."""
+    from environment.conversation import BookingConversationEnvironment
+    from training.rollout import RolloutCollector
+
+    agent = load_auto_user(model, config)
+    name = agent.config.model_name
     plan = [(objective, 50_000 + seed) for objective in objectives for seed in range(seeds)][:episodes]
     envs = [BookingConversationEnvironment(config.environment, worker_id=100 + i, tokenizer=agent.tokenizer)
             for i in range(config.ppo.num_envs)]
@@ -157,12 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(path).exists():
             print(f"error: no such file or directory {path}", file=sys.stderr)
             return 2
-    models = args.compare or [args.model]
     try:
-        reports = {m: evaluate_model(m, config, args.episodes, args.seeds, args.objectives) for m in models}
+        objectives = evaluation_objectives(config, args.episodes, args.seeds, args.objectives)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    models = args.compare or [args.model]
+    reports = {m: evaluate_model(m, config, args.episodes, args.seeds, objectives) for m in models}
     out = Path(args.out or "evaluation_results")
     out.mkdir(parents=True, exist_ok=True)
     command = "python training/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -6,8 +6,7 @@ full name?" with its objective's name?
 
 For each held-out feasible objective a scripted traveller gives the route and date and picks the first flight, so the
 agent's last message is its name question; the policy then samples ``--samples`` replies to that exact state. Prints
-one JSON line: how many replies contained the objective's name. Used to choose the state format (chat template vs
-plain transcript), see README "Measured learning".
+one JSON line: how many replies contained the objective's name (README "Measured learning", round 3).
 """
 
 from __future__ import annotations
@@ -63,17 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.model != "base" and not Path(args.model).exists():
         print(f"error: no such file or directory {args.model}", file=sys.stderr)
         return 2
-    from agents.auto_user import AutoUserAgent, AutoUserConfig
     from environment.conversation import BookingConversationEnvironment
+    from training.evaluate import load_auto_user
     from training.loop import load_objectives
 
-    name = config.model.base_model if args.model == "base" else args.model
-    agent = AutoUserAgent(AutoUserConfig(
-        model_name=name, max_length=config.model.max_query_length, max_new_tokens=config.model.max_response_length,
-        temperature=config.model.temperature, top_p=config.model.top_p, top_k=config.model.top_k,
-        stop_at_newline=config.model.stop_at_newline, seed=config.seed, model_cache_dir=config.model.model_cache_dir,
-        device="cpu" if config.hardware.cpu else None))
-    agent.initialize_model()
+    agent = load_auto_user(args.model, config)
     _, held_out = load_objectives(config)
     objectives = [o for o in held_out if o.feasible][: args.objectives]
     env = BookingConversationEnvironment(config.environment, worker_id=200, tokenizer=agent.tokenizer)
@@ -89,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         answered += sum(objective.passenger_name.lower() in text.lower() for text in texts)
         replies += len(texts)
         examples.append(texts[0])
-    print(json.dumps({"probe": "name_answer", "model": name, "state_template": config.environment.state_template,
-                      "objectives": len(objectives), "states": len(states), "replies": replies,
-                      "name_answered": answered, "rate": answered / replies if replies else 0.0,
-                      "examples": examples[:3]}))
+    print(json.dumps({"probe": "name_answer", "model": agent.config.model_name,
+                      "state_template": config.environment.state_template, "objectives": len(objectives),
+                      "states": len(states), "replies": replies, "name_answered": answered,
+                      "rate": answered / replies if replies else 0.0, "examples": examples[:3]}))
     return 0
 
 

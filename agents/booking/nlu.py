@@ -192,8 +192,9 @@ def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
     return " ".join(run)
 
 
-def parse_message(text: str, airports: dict[str, str], today: date) -> ParsedMessage:
-    """Parse one user message. ``airports`` maps lower-case city names and IATA codes to codes."""
+def parse_message(text: str, airports: dict[str, str], today: date, answering: str = "") -> ParsedMessage:
+    """Parse one user message. ``airports`` maps lower-case city names and IATA codes to codes; ``answering`` is the
+    agent message it replies to (after a name question a bare "Tara Novak." is the passenger name)."""
     text = str(text)[:2000]
     lowered = text.lower()
     parsed = ParsedMessage()
@@ -246,6 +247,8 @@ def parse_message(text: str, airports: dict[str, str], today: date) -> ParsedMes
     parsed.give_up = _any(GIVE_UP_PATTERNS, lowered)
     parsed.price_question = _any(PRICE_QUESTION_PATTERNS, lowered)
     parsed.change = _any(CHANGE_PATTERNS, lowered)
+    if parsed.passenger_name is None and asks_for_name(answering):
+        parsed.passenger_name = parse_bare_name(text, airports)
     return parsed
 
 

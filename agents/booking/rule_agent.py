@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any
 
 from agents.booking.base import AgentTurn, BookingAgentConfig, InjectedHallucination, Message
-from agents.booking.nlu import airport_lookup, asks_for_name, parse_bare_name, parse_message
+from agents.booking.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, ToolClient, ToolResult
 
 SEARCH_SLOTS = ("origin", "destination", "date")
@@ -59,7 +59,6 @@ class RuleBookingAgent:
         self.booking: dict[str, Any] | None = None
         self._calls: list[ToolCall] = []
         self._injected: list[InjectedHallucination] = []
-        self._asked_for_name = False
 
     def opening(self) -> str:
         return "Hello! I'm your flight booking assistant. Where would you like to fly, and when?"
@@ -86,17 +85,14 @@ class RuleBookingAgent:
         self._calls, self._injected = [], []
         await self._ensure_airports()
         user_text = history[-1].text if history and history[-1].role == "user" else ""
-        text = await self._reply(str(user_text))
-        # Context for the next turn: after "May I have the lead passenger's full name?" a bare name is an answer.
-        self._asked_for_name = asks_for_name(text)
+        answering = history[-2].text if len(history) >= 2 and history[-2].role == "agent" else ""
+        text = await self._reply(str(user_text), answering)
         return AgentTurn(text=text, tool_calls=self._calls, injected=self._injected)
 
-    async def _reply(self, user_text: str) -> str:
+    async def _reply(self, user_text: str, answering: str) -> str:
         if not user_text.strip() or not any(ch.isalpha() for ch in user_text):
             return f"Sorry, I didn't catch that. Could you tell me {self._next_question()}?"
-        parsed = parse_message(user_text, self._airports or {}, self.today)
-        if self._asked_for_name and parsed.passenger_name is None:
-            parsed.passenger_name = parse_bare_name(user_text, self._airports or {})
+        parsed = parse_message(user_text, self._airports or {}, self.today, answering)
 
         if parsed.cancel and self.booking and self.booking["status"] == "booked":
             return await self._cancel()
