@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agents.booking.base import BookingAgentConfig
-from agents.verifier.verifier import VerifierConfig
+from environment.verifier import VerifierConfig
 from environment.rewards import RewardConfig
 
 PLAIN_TEMPLATE = (

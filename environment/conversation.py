@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.booking import Message, make_booking_agent
-from agents.booking.nlu import airport_lookup, parse_message
+from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, make_tool_client
-from agents.verifier import BookingVerifier, VerificationResult
+from environment.verifier import BookingVerifier, VerificationResult
 from database import EpisodeDatabase, FlightDatabase
 from database.build import TODAY, ensure_database
 from environment import rewards

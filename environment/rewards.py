@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from agents.booking.nlu import ParsedMessage
+from agents.nlu import ParsedMessage
 from environment.objectives import Objective
 
 ROLE_CONFUSION_PATTERNS = [

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.booking import BookingAgentConfig, Message, RuleBookingAgent
-from agents.booking.nlu import airport_lookup, parse_message
+from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import InProcessToolClient
-from agents.verifier import BookingVerifier, extract_claims
+from environment.verifier import BookingVerifier, extract_claims
 from database import FlightDatabase
 from environment import rewards
 from environment.objectives import Objective

@@ -30,7 +30,7 @@ def scripted_prefix(objective) -> list[str]:
 
 async def name_question_states(env, objectives) -> list[tuple[object, str]]:
     """(objective, state string) for every objective whose scripted prefix ends at the agent's name question."""
-    from agents.booking.nlu import asks_for_name
+    from agents.nlu import asks_for_name
 
     states = []
     for objective in objectives:

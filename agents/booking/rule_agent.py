@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any
 
 from agents.booking.base import AgentTurn, BookingAgentConfig, InjectedHallucination, Message
-from agents.booking.nlu import airport_lookup, parse_message
+from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, ToolClient, ToolResult
 
 SEARCH_SLOTS = ("origin", "destination", "date")
