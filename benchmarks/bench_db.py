@@ -9,16 +9,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agents.tool_client import make_tool_client  # noqa: E402
-from database import EpisodeDatabase  # noqa: E402
-from database.build import build_database  # noqa: E402
+from agents.tool_client import make_tool_client
+from database import EpisodeDatabase
+from database.build import build_database
 
 
 async def _rates(transport: str, db_path: Path, calls: int) -> dict[str, float]:

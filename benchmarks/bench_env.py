@@ -15,20 +15,17 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agents.booking import BookingAgentConfig  # noqa: E402
-from database.build import build_database  # noqa: E402
-from environment.config import EnvironmentConfig  # noqa: E402
-from environment.conversation import BookingConversationEnvironment  # noqa: E402
-from environment.objectives import Objective, generate_objectives  # noqa: E402
+from agents.booking import BookingAgentConfig
+from database.build import build_database
+from environment.config import EnvironmentConfig
+from environment.conversation import BookingConversationEnvironment
+from environment.objectives import Objective, generate_objectives
 
 
 def happy_path(objective: Objective) -> list[str]:

@@ -11,17 +11,14 @@ import argparse
 import json
 import platform
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from training.ppo import ModelConfig, PPOConfig, PPOTrainer  # noqa: E402
-from training.tiny_model import TINY_CORPUS, build_gpt2_small_shape, build_tiny_model  # noqa: E402
+from agents.auto_user.tiny_models import TINY_CORPUS, build_gpt2_small_shape, build_tiny_model
+from training.ppo import ModelConfig, PPOConfig, PPOTrainer
 
 
 def _peak_rss_mb() -> float:

@@ -45,7 +45,7 @@ from tokenizers import Tokenizer, models
 from transformers import AutoModelForCausalLM, GPT2Config, PreTrainedTokenizerFast
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
-TINY_VOCAB = 768  # len(training.tiny_model.build_tiny_tokenizer("gpt2")); pad = eos = bos = id 0
+TINY_VOCAB = 768  # len(agents.auto_user.tiny_models.build_tiny_tokenizer("gpt2")); pad = eos = bos = id 0
 
 
 def _peak_rss_mb() -> float:

@@ -14,12 +14,12 @@ from typing import Any
 from agents.booking import Message, make_booking_agent
 from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, make_tool_client
-from environment.verifier import BookingVerifier, VerificationResult
 from database import EpisodeDatabase, FlightDatabase
 from database.build import TODAY, ensure_database
 from environment import rewards
 from environment.config import EnvironmentConfig
 from environment.objectives import Objective
+from environment.verifier import BookingVerifier, VerificationResult
 
 MAX_USER_MESSAGE_CHARS = 2000
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
-from mcp.server.mcpserver import MCPServer  # noqa: E402
-from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
-
-from database import READ_TOOLS, WRITE_TOOLS, BookingError, FlightDatabase, FlightTools  # noqa: E402
+from database import READ_TOOLS, WRITE_TOOLS, BookingError, FlightDatabase, FlightTools
 
 
 def _as_tool_error(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from training.model_registry import SMOLLM2_ALIAS, resolve_model, smollm2_gguf_path
+from agents.auto_user.models import SMOLLM2_ALIAS, resolve_model, smollm2_gguf_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def test_smollm2_alias_converts_the_packaged_gguf_once(tmp_path: Path) -> None:
 
 
 def test_unknown_local_model_path_is_one_clear_line(tmp_path: Path) -> None:
-    from training.model_registry import ModelUnavailableError
+    from agents.auto_user.models import ModelUnavailableError
 
     with pytest.raises(ModelUnavailableError, match="no such directory"):
         resolve_model(str(tmp_path / "missing-model"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from agents.auto_user.generation import cut_at_stop
 from training.ppo import ModelConfig, PPOConfig
 from training.ppo.batching import gather_response, pack
 from training.ppo.core import (
@@ -20,7 +21,6 @@ from training.ppo.core import (
     masked_whiten,
     per_token_rewards,
 )
-from training.ppo.generation import cut_at_stop
 
 
 def test_compute_gae_matches_hand_computation() -> None:

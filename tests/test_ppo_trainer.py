@@ -11,11 +11,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from agents.auto_user.generation import stop_token_ids
+from agents.auto_user.tiny_models import build_tiny_model
 from training.ppo import EXPECTED_PPO_METRICS, ModelConfig, PolicyWithValueHead, PPOConfig, PPOTrainer
 from training.ppo.batching import pack
 from training.ppo.core import logprobs_from_logits
-from training.ppo.generation import stop_token_ids
-from training.tiny_model import build_tiny_model
 
 PROMPTS = ["Book a flight to London", "Hello", "Cancel my trip please", "What time is it"]
 

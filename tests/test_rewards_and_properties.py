@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from agents.booking import BookingAgentConfig, Message, RuleBookingAgent
 from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import InProcessToolClient
-from environment.verifier import BookingVerifier, extract_claims
 from database import FlightDatabase
 from environment import rewards
 from environment.objectives import Objective
+from environment.verifier import BookingVerifier, extract_claims
 
 TODAY = date(2026, 12, 1)
 OBJECTIVE = Objective(objective_id="t", origin="BOS", destination="ATL", origin_city="Boston",

@@ -19,11 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from environment.rewards import is_repetition  # noqa: E402
-from training.metrics import episode_metrics, hallucination_kind_counts  # noqa: E402
-from training.rollout import EpisodeRecord  # noqa: E402
+from environment.rewards import is_repetition
+from training.metrics import episode_metrics, hallucination_kind_counts
+from training.rollout import EpisodeRecord
 
 HEADLINE = ["success_rate", "verification_rate", "hallucination_rate", "hallucinations_per_episode", "reward_mean",
             "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",

@@ -17,6 +17,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from agents.auto_user.models import resolve_model
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import Objective, generate_objectives, load_objectives_jsonl, split_objectives
 from training import checkpoint as ckpt
@@ -24,7 +25,6 @@ from training.buffers import DualReplayBuffer, TurnSample
 from training.config import TrainingConfig, save_config
 from training.credit import turn_scores
 from training.metrics import episode_metrics, hallucination_kind_counts
-from training.model_registry import resolve_model
 from training.ppo import PolicyWithValueHead, PPOTrainer
 from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
 

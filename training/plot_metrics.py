@@ -8,10 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PANELS = [
     ("Episode reward", [("env/reward_mean", "mean episode reward"), ("eval/reward_mean", "eval reward")], None),

@@ -18,8 +18,6 @@ import sys
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def scripted_prefix(objective) -> list[str]:
     day = date.fromisoformat(objective.date)

@@ -13,8 +13,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="PPO training of the stateless auto-user")
@@ -35,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    from agents.auto_user.models import ModelUnavailableError, is_alias, unavailable_message
     from training.loop import TrainingRun
-    from training.model_registry import ModelUnavailableError, is_alias, unavailable_message
 
     try:
         run = TrainingRun(config, resume=args.resume, debug=args.debug)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from agents.auto_user.generation import sample_responses, stop_token_ids
+from agents.auto_user.models import load_inference_model, resolve_model
 
 
 @dataclass
@@ -41,6 +43,17 @@ class AutoUserConfig:
     model_cache_dir: str | None = None
 
 
+@dataclass(frozen=True)
+class _Sampling:
+    """The sampling settings ``sample_responses`` reads."""
+
+    max_query_length: int
+    max_response_length: int
+    temperature: float
+    top_p: float
+    top_k: int
+
+
 class AutoUserAgent:
     """Stateless simulated user. ``get_action(state)`` depends only on ``state``, the weights and the seed."""
 
@@ -51,33 +64,18 @@ class AutoUserAgent:
         self._stop_ids: list[int] | None = None
 
     def initialize_model(self) -> None:
-        from training.model_registry import resolve_model
-        from training.ppo import ModelConfig, PolicyWithValueHead
-        from training.ppo.generation import stop_token_ids
-        from training.ppo.policy import load_tokenizer
-
         cfg = self.config
         device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         path = resolve_model(cfg.model_name, cfg.model_cache_dir)
-        if (Path(path) / "policy_config.json").exists():  # a training checkpoint or final_model
-            policy = PolicyWithValueHead.from_pretrained(path, device=device)
-            self.model, self.tokenizer = policy.pretrained_model, policy.tokenizer
-        else:
-            from transformers import AutoModelForCausalLM
-
-            self.model = AutoModelForCausalLM.from_pretrained(path).to(device)
-            self.tokenizer = load_tokenizer(path)
+        self.model, self.tokenizer = load_inference_model(path, device)
         self.model.eval()
         self.device = device
         self._stop_ids = stop_token_ids(self.tokenizer, cfg.stop_at_newline)
-        self._sampling = ModelConfig(base_model=path, max_query_length=cfg.max_length,
-                                     max_response_length=cfg.max_new_tokens, temperature=cfg.temperature,
-                                     top_p=cfg.top_p, top_k=cfg.top_k, stop_at_newline=cfg.stop_at_newline)
+        self._sampling = _Sampling(max_query_length=cfg.max_length, max_response_length=cfg.max_new_tokens,
+                                   temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
 
     def generate(self, states: list[str], seed: int | None = None):
         """(query tensors, response tensors, texts) for a batch of states, sampled with ``seed`` (default: config)."""
-        from training.ppo.generation import sample_responses
-
         if self.model is None:
             self.initialize_model()
         seed = self.config.seed if seed is None else seed

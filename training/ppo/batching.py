@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from agents.auto_user.generation import left_pad
+
 __all__ = ["PackedBatch", "gather_response", "left_pad", "pack", "pad_response_aligned"]
 
 
@@ -100,19 +102,3 @@ def pad_response_aligned(chunks: Sequence[torch.Tensor], width: int, value: floa
     """Right-pad (b_k, r_k) chunks to (b_k, width) and concatenate them along the batch dimension."""
     padded = [torch.nn.functional.pad(c, (0, width - c.shape[1]), value=value) for c in chunks]
     return torch.cat(padded, dim=0)
-
-
-def left_pad(sequences: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad 1-D sequences for generation.
-
-    Returns:
-        input_ids (B, L) and attention_mask (B, L).
-    """
-    length = max(int(s.numel()) for s in sequences)
-    input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        if s.numel():
-            input_ids[i, -s.numel() :] = s
-            attention_mask[i, -s.numel() :] = 1
-    return input_ids, attention_mask

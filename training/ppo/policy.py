@@ -11,39 +11,22 @@ import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from agents.auto_user.models import POLICY_CONFIG_NAME, load_causal_lm, load_tokenizer
 from training.ppo.config import ModelConfig, default_lora_targets
 from training.ppo.core import logprobs_from_logits
 
 __all__ = ["POLICY_CONFIG_NAME", "VALUE_HEAD_NAME", "PolicyWithValueHead", "load_tokenizer"]
 
 VALUE_HEAD_NAME = "value_head.safetensors"
-POLICY_CONFIG_NAME = "policy_config.json"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """Load a tokenizer and make sure it has a pad token (GPT-2/DialoGPT ship without one: reuse eos)."""
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def _load_base(model_config: ModelConfig, path: str, device: torch.device | None) -> nn.Module:
-    """Load the (optionally 4-bit) base causal LM from `path`."""
-    kwargs: dict = {"dtype": _DTYPES[model_config.torch_dtype]}
-    if model_config.use_quantization:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=model_config.bnb_4bit_use_double_quant,
-            bnb_4bit_compute_dtype=_DTYPES[model_config.bnb_4bit_compute_dtype],
-        )
-        # bitsandbytes quantizes while loading, so the target device must be known up front.
-        kwargs["device_map"] = {"": str(device or "cpu")}
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    """Load the (optionally 4-bit) base causal LM from `path`, prepared for training."""
+    model = load_causal_lm(path, model_config.torch_dtype, model_config.use_quantization, device,
+                           double_quant=model_config.bnb_4bit_use_double_quant,
+                           compute_dtype=model_config.bnb_4bit_compute_dtype)
     if model_config.use_quantization:
         _keep_4bit_differentiable(model)
         # Freezes the 4-bit base, upcasts norms/embeddings to float32 and makes input embeddings require grad.
@@ -51,8 +34,6 @@ def _load_base(model_config: ModelConfig, path: str, device: torch.device | None
     elif model_config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    if device is not None and not model_config.use_quantization:
-        model = model.to(device)
     if model_config.disable_dropout:
         for module in model.modules():
             if isinstance(module, nn.Dropout):

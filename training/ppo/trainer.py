@@ -14,6 +14,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from agents.auto_user.generation import sample_responses, stop_token_ids
 from training.ppo.batching import gather_response, pack, pad_response_aligned
 from training.ppo.config import ModelConfig, PPOConfig
 from training.ppo.core import (
@@ -29,7 +30,6 @@ from training.ppo.core import (
     masked_whiten,
     per_token_rewards,
 )
-from training.ppo.generation import sample_responses, stop_token_ids
 from training.ppo.policy import PolicyWithValueHead, load_tokenizer
 from training.ppo.verification import UpdateSnapshot, all_finite
 
@@ -88,7 +88,7 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ generation
     def generate(self, prompts: Sequence[str]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
-        """Sample one response per prompt (see `training.ppo.generation.sample_responses`).
+        """Sample one response per prompt (see `agents.auto_user.generation.sample_responses`).
 
         Args:
             prompts: Fully formatted prompts; each is truncated from the left to `max_query_length` tokens.

@@ -9,6 +9,10 @@ Aliases:
     tiny-gpt2, tiny-llama   tiny random models with a locally built tokenizer (tests and smoke runs).
 
 Anything else is a local directory or a hub id (which needs hub access or a prior download).
+
+Also the loading half of inference: ``load_tokenizer``, ``load_causal_lm`` (optionally 4-bit NF4) and
+``load_inference_model`` for a trained policy directory (``final_model/`` or ``checkpoint-N/``). Training builds on
+these (``training.ppo.policy``); nothing here imports ``training``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
+
 logger = logging.getLogger(__name__)
 
+POLICY_CONFIG_NAME = "policy_config.json"  # written beside a trained policy's adapter (training.ppo.policy)
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_ALIASES = {"tiny-gpt2": "gpt2", "tiny-llama": "llama"}
@@ -44,7 +52,7 @@ def resolve_model(name: str, cache_dir: str | os.PathLike | None = None) -> str:
     if name in TINY_ALIASES:
         target = cache / name
         if not (target / "config.json").exists():
-            from training.tiny_model import build_tiny_model
+            from agents.auto_user.tiny_models import build_tiny_model
 
             _atomic_build(target, lambda tmp: build_tiny_model(tmp, TINY_ALIASES[name]))
         return str(target)
@@ -110,3 +118,59 @@ def unavailable_message(name: str, error: BaseException) -> str:
     return (f"model.base_model {name!r} could not be loaded ({type(error).__name__}): it is not a local directory "
             f"and the model hub is unreachable from here. Download it where the hub is reachable "
             f"(`huggingface-cli download {name} --local-dir DIR`) and set model.base_model to DIR.")
+
+
+def load_tokenizer(name_or_path: str):
+    """Load a tokenizer and make sure it has a pad token (GPT-2/DialoGPT ship without one: reuse eos)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(path: str, torch_dtype: str = "float32", use_quantization: bool = False,
+                   device: torch.device | None = None, double_quant: bool = True,
+                   compute_dtype: str = "float32") -> torch.nn.Module:
+    """A causal LM from ``path``: weights in ``torch_dtype``, or 4-bit NF4 base weights (bitsandbytes)."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    kwargs: dict = {"dtype": TORCH_DTYPES[torch_dtype]}
+    if use_quantization:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=double_quant,
+            bnb_4bit_compute_dtype=TORCH_DTYPES[compute_dtype])
+        # bitsandbytes quantizes while loading, so the target device must be known up front.
+        kwargs["device_map"] = {"": str(device or "cpu")}
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if device is not None and not use_quantization:
+        model = model.to(device)
+    return model
+
+
+def load_inference_model(path: str, device: torch.device | None = None):
+    """(model, tokenizer) for sampling from ``path``: a trained policy directory or a plain model directory.
+
+    A trained LoRA policy loads its recorded base model and attaches the adapter (frozen); a fully fine-tuned one
+    loads its own weights. The value head is not needed to sample and is not loaded.
+    """
+    import json
+
+    src = Path(path)
+    meta_path = src / POLICY_CONFIG_NAME
+    if not meta_path.exists():
+        return load_causal_lm(str(src), device=device), load_tokenizer(str(src))
+    meta = json.loads(meta_path.read_text())
+    settings = meta["model_config"]
+    tokenizer_dir = src if (src / "tokenizer_config.json").exists() else Path(settings["base_model"])
+    if not meta["is_peft"]:
+        return load_causal_lm(str(src), settings.get("torch_dtype", "float32"), device=device), \
+            load_tokenizer(str(tokenizer_dir))
+    from peft import PeftModel
+
+    base = load_causal_lm(settings["base_model"], settings.get("torch_dtype", "float32"),
+                          settings.get("use_quantization", False), device,
+                          double_quant=settings.get("bnb_4bit_use_double_quant", True),
+                          compute_dtype=settings.get("bnb_4bit_compute_dtype", "float32"))
+    return PeftModel.from_pretrained(base, str(src)), load_tokenizer(str(tokenizer_dir))

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from training.ppo.batching import left_pad
-from training.ppo.config import ModelConfig
+__all__ = ["SamplingSettings", "cut_at_stop", "encode_query", "left_pad", "sample_responses", "stop_token_ids"]
 
-__all__ = ["cut_at_stop", "encode_query", "sample_responses", "stop_token_ids"]
+
+class SamplingSettings(Protocol):
+    """What sampling reads (``training.ppo.ModelConfig`` and ``AutoUserConfig``'s settings both provide it)."""
+
+    max_query_length: int
+    max_response_length: int
+    temperature: float
+    top_p: float
+    top_k: int
 
 
 def stop_token_ids(tokenizer: PreTrainedTokenizerBase, stop_at_newline: bool) -> list[int]:
@@ -59,7 +67,7 @@ def sample_responses(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
-    model_config: ModelConfig,
+    model_config: SamplingSettings,
     stop_ids: Sequence[int],
     seed: int,
     device: torch.device,
@@ -100,3 +108,19 @@ def sample_responses(
     responses = [cut_at_stop(row, stops) for row in generated]
     texts = [tokenizer.decode(r, skip_special_tokens=True).strip() for r in responses]
     return queries, responses, texts
+
+
+def left_pad(sequences: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad 1-D sequences for generation.
+
+    Returns:
+        input_ids (B, L) and attention_mask (B, L).
+    """
+    length = max(int(s.numel()) for s in sequences)
+    input_ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        if s.numel():
+            input_ids[i, -s.numel() :] = s
+            attention_mask[i, -s.numel() :] = 1
+    return input_ids, attention_mask
