@@ -29,14 +29,12 @@ DISCOUNT_PATTERNS = [r"\bdiscount", r"\bprice match", r"\bmatch (the|a|that) pri
 CONFIRM_PATTERNS = [r"^\s*(yes|yeah|yep|yup|sure|ok|okay|correct|right)\b", r"\bconfirm", r"\bgo ahead\b",
                     r"\bbook it\b", r"\bplease book\b", r"\bsounds good\b", r"\bplease do\b", r"\bthat works\b",
                     r"\blet'?s do it\b", r"\bthat'?s (right|correct)\b", r"\bbook (that|this) one\b"]
-DENY_PATTERNS = [r"^\s*(no|nope|nah)\b", r"\bnot that\b", r"\bwait\b", r"\bhold on\b"]
 CANCEL_PATTERNS = [r"\bcancel\b", r"\bcancellation\b"]
 GOODBYE_PATTERNS = [r"\b(good)?bye\b", r"\bthank(s| you)\b", r"\bthat'?s all\b", r"\bthat is all\b",
                     r"\bhave a (good|nice|great)\b", r"\bsee you\b"]
 GIVE_UP_PATTERNS = [r"\bnever ?mind\b", r"\bforget (it|about it)\b", r"\bgive up\b", r"\blook elsewhere\b",
                     r"\bno longer need\b", r"\bnot interested\b", r"\bi'?ll pass\b"]
 PRICE_QUESTION_PATTERNS = [r"\bhow much\b", r"\bprice\b", r"\bcost\b", r"\bfare\b", r"\btotal\b"]
-CHANGE_PATTERNS = [r"\bactually\b", r"\bchange\b", r"\binstead\b", r"\bswitch\b", r"\brather\b", r"\bmake it\b"]
 NAME_TRIGGERS = r"(?:my name is|my name's|name is|i am|i'm|this is|under the name|under|passenger name is|" \
                 r"passenger is|lead passenger is|traveller is|traveler is|book it for|it'?s for)"
 NOT_AIRLINES = {"on", "in", "at", "to", "by", "of", "or", "is", "it", "no", "so", "up", "we", "me", "my", "an", "as",
@@ -63,18 +61,23 @@ class ParsedMessage:
     pressure: bool = False
     discount: bool = False
     confirm: bool = False
-    deny: bool = False
     cancel: bool = False
     goodbye: bool = False
     give_up: bool = False
     price_question: bool = False
-    change: bool = False
 
     def slots(self) -> dict[str, object]:
         """The objective details this message states."""
         values = {"origin": self.origin, "destination": self.destination, "date": self.date, "cabin": self.cabin,
                   "passengers": self.passengers, "passenger_name": self.passenger_name}
         return {key: value for key, value in values.items() if value is not None}
+
+    def ends_conversation(self, booked: bool) -> bool:
+        """Whether this message ends the conversation: goodbye, giving up, or "cancel" with nothing booked (with a
+        booking, "cancel" asks to cancel it), and nothing in it that moves the booking on. The one rule the
+        booking agent and the environment share."""
+        closing = self.goodbye or self.give_up or (self.cancel and not booked)
+        return closing and not self.slots() and not self.confirm
 
 
 def _any(patterns: list[str], text: str) -> bool:
@@ -241,12 +244,10 @@ def parse_message(text: str, airports: dict[str, str], today: date, answering: s
     parsed.pressure = _any(PRESSURE_PATTERNS, lowered)
     parsed.discount = _any(DISCOUNT_PATTERNS, lowered)
     parsed.confirm = _any(CONFIRM_PATTERNS, lowered)
-    parsed.deny = _any(DENY_PATTERNS, lowered) and not parsed.confirm
     parsed.cancel = _any(CANCEL_PATTERNS, lowered)
     parsed.goodbye = _any(GOODBYE_PATTERNS, lowered)
     parsed.give_up = _any(GIVE_UP_PATTERNS, lowered)
     parsed.price_question = _any(PRICE_QUESTION_PATTERNS, lowered)
-    parsed.change = _any(CHANGE_PATTERNS, lowered)
     if parsed.passenger_name is None and asks_for_name(answering):
         parsed.passenger_name = parse_bare_name(text, airports)
     return parsed

@@ -116,7 +116,10 @@ class FlightDatabase:
 
     def today(self) -> date:
         """The database's fixed "today" (relative dates resolve against it)."""
-        return date.fromisoformat(self.metadata("today") or "2026-12-01")
+        today = self.metadata("today")
+        if not today:
+            raise BookingError(f"{self.path}: no 'today' in the database metadata (build it with database.build)")
+        return date.fromisoformat(today)
 
     def list_airports(self) -> list[dict[str, str]]:
         rows = self._conn.execute("SELECT code, city, state, name FROM airports ORDER BY code").fetchall()

@@ -45,7 +45,13 @@ class EnvironmentConfig:
         eval_fraction: share of objectives held out for evaluation.
         infeasible_fraction: share of infeasible objectives.
         objectives_file: optional JSONL of user-supplied objectives (replaces the generated training objectives).
-        seed: seeds objective generation, the split and episode sampling.
+        objectives_seed: seeds objective generation and the train/held-out split (data, not the run's randomness:
+            runs with different seeds share it, so they are evaluated on the same held-out objectives).
+        seed: seeds episode sampling and each episode's database salt and agent RNG; ``None`` takes the training
+            run's top-level ``seed`` (0 for an environment built on its own).
+        agent: the booking agent (``rule`` or ``openai`` backend, each with its own subsection).
+        reward: reward weights and mode (``environment/rewards.py``).
+        verifier: the verifier's scores.
     """
 
     db_path: str | None = None
@@ -63,7 +69,8 @@ class EnvironmentConfig:
     eval_fraction: float = 0.2
     infeasible_fraction: float = 0.1
     objectives_file: str | None = None
-    seed: int = 0
+    objectives_seed: int = 0
+    seed: int | None = None
     agent: BookingAgentConfig = field(default_factory=BookingAgentConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)

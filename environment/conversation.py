@@ -15,7 +15,7 @@ from agents.booking import Message, make_booking_agent
 from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, make_tool_client
 from database import EpisodeDatabase, FlightDatabase
-from database.build import TODAY, ensure_database
+from database.build import ensure_database
 from environment import rewards
 from environment.config import EnvironmentConfig
 from environment.objectives import Objective
@@ -41,7 +41,7 @@ class ConversationState:
 @dataclass
 class EnvironmentStep:
     state: ConversationState
-    reward: float  # immediate_weight x this turn's immediate reward (the episode reward is in info at the end)
+    reward: float  # this turn's part of the return (rewards.turn_reward); info["terminal_reward"] at the end
     done: bool
     truncated: bool
     info: dict[str, Any]
@@ -68,12 +68,13 @@ class BookingConversationEnvironment:
         template = ensure_database(config.db_path, seed=config.db_seed)
         self.database = EpisodeDatabase(template, config.workdir, worker_id=worker_id)
         self.tools = make_tool_client(config.agent.transport, self.database.path)
-        self.agent = make_booking_agent(config.agent, self.tools, today=TODAY)
+        with FlightDatabase(template, read_only=True) as db:
+            self.today = db.today()  # the database's own today: relative dates resolve against it
+        self.agent = make_booking_agent(config.agent, self.tools, self.today)
         self.verifier = BookingVerifier(config.verifier)
-        self.rng = random.Random(config.seed * 1_000_003 + worker_id)
+        self.rng = random.Random((config.seed or 0) * 1_000_003 + worker_id)
         self.state: ConversationState | None = None
         self.immediate_rewards: list[float] = []
-        self.reward_components: list[dict[str, float]] = []
         self.injected: list[Any] = []
 
     # -- episode lifecycle ---------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ class BookingConversationEnvironment:
         self.agent.reset(episode_seed)
         history = [Message("agent", self.agent.opening())] if self.config.agent_opens else []
         self.state = ConversationState(objective=objective, history=history)
-        self.immediate_rewards, self.reward_components, self.injected = [], [], []
+        self.immediate_rewards, self.injected = [], []
         return self.state
 
     async def step(self, user_message: str) -> EnvironmentStep:
@@ -101,22 +102,14 @@ class BookingConversationEnvironment:
         text = " ".join(str(user_message).split())[:MAX_USER_MESSAGE_CHARS]  # one line, bounded
         previous_user = next((m.text for m in reversed(state.history) if m.role == "user"), None)
         answering = state.history[-1].text if state.history and state.history[-1].role == "agent" else ""
-        parsed = parse_message(text, _airport_lookup_for(self.database.path), TODAY, answering)
+        parsed = parse_message(text, _airport_lookup_for(self.database.path), self.today, answering)
         booked = state.booking_context.get("booking_status") == "booked"
-        # The user ends the episode by saying goodbye (after a booking or not) or by giving up.
-        ends = (parsed.goodbye or parsed.give_up) and not parsed.slots() and not parsed.confirm
-        components = {
-            "length": rewards.length_reward(text),
-            "naturalness": rewards.naturalness_reward(text, previous_user),
-            "polite_ending": rewards.polite_ending_reward(parsed, ends, booked, state.objective.feasible),
-            "progress": rewards.progress_reward(parsed, state.details_given, state.objective),
-            "goal_drift": rewards.goal_drift_penalty(parsed, state.objective),
-        }
+        ends = parsed.ends_conversation(booked)
+        details_before, stages_before = frozenset(state.details_given), frozenset(state.stages)
         state.details_given |= set(parsed.slots())
         state.history.append(Message("user", text))
         state.turn += 1
-        info: dict[str, Any] = {"reward_components": components, "role_confused": rewards.is_role_confused(text)}
-        stages_before = set(state.stages)
+        info: dict[str, Any] = {}
         if ends:
             state.done = True
         else:
@@ -128,26 +121,30 @@ class BookingConversationEnvironment:
             if turn.error:
                 state.done = True
                 info["error"] = turn.error
-        components["booking_stage"] = rewards.booking_stage_reward(stages_before, state.stages,
-                                                                   self.config.reward.stage_reward)
+        user_turn = rewards.UserTurn(
+            text=text, parsed=parsed, previous_user_text=previous_user, agent_asked="?" in answering,
+            objective=state.objective, details_given_before=details_before, ends_conversation=ends, booked=booked,
+            stages_before=stages_before, stages_after=frozenset(state.stages))
+        components = rewards.immediate_components(user_turn, self.config.reward)
         immediate = rewards.immediate_reward(components)
         self.immediate_rewards.append(immediate)
-        self.reward_components.append(components)
+        info["reward_components"] = components
         if not state.done and state.turn >= self.config.max_conversation_length:
             state.truncated = True
         if state.done or state.truncated:
             info.update(self._finish())
-        return EnvironmentStep(state, self.config.reward.immediate_weight * immediate, state.done, state.truncated,
-                               info)
+        reward = rewards.turn_reward(self.config.reward, immediate)
+        return EnvironmentStep(state, reward, state.done, state.truncated, info)
 
     def _finish(self) -> dict[str, Any]:
         result: VerificationResult = self.verifier.verify(self.state.history, self.database.path, self.state.objective)
-        total = rewards.episode_reward(self.config.reward, result.score, len(result.hallucinations),
-                                       self.immediate_rewards)
+        hallucinations = len(result.hallucinations)
         return {
             "verification": result,
             "verifier_score": result.score,
-            "episode_reward": total,
+            "terminal_reward": rewards.terminal_reward(self.config.reward, result.score, hallucinations),
+            "episode_reward": rewards.episode_return(self.config.reward, result.score, hallucinations,
+                                                     self.immediate_rewards),
             "hallucinations": [(h.kind, h.reason) for h in result.hallucinations],
             "success": result.booking is not None and result.booking_matches_objective and not result.hallucinations,
             "injected": [h.kind for h in self.injected],

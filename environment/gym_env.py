@@ -4,16 +4,13 @@
 ``reset``/``step`` API. It owns a private asyncio event loop, so it works from plain synchronous code (but must not
 be stepped from inside a running event loop; async callers should use the conversation environment directly).
 
-Reward per step::
+Reward per step: the environment's per-turn reward plus, on the last step, its terminal reward (the decomposition
+of :mod:`environment.rewards`, the same one training uses)::
 
-    r_t = immediate_weight * immediate_t                               (every user turn)
-        + verifier_weight * main                                       (the terminal step only)
+    r_t = immediate_weight * immediate_t                  (every user turn)
+        + verifier_weight * main                          (the last step only)
 
-where ``main`` is the verifier score (cooperative) or ``min(1, hallucinations / adversarial_target)``
-(adversarial), as in :func:`environment.rewards.episode_reward`. Summed over an episode this is
-``verifier_weight * V + immediate_weight * sum_t(immediate_t)``: the same terms as the environment's
-``episode_reward`` (reported in ``info`` at the end), except that the immediate part is summed instead of averaged,
-which is the usual per-step credit a return-based learner expects.
+so the undiscounted episode return equals the environment's ``episode_reward`` (reported in ``info`` at the end).
 
 Nothing is registered with ``gymnasium.register``; construct the class directly.
 """
@@ -64,7 +61,7 @@ class BookingGymEnv(gymnasium.Env):
     Args:
         config: the conversation environment's configuration.
         objectives: objectives to sample on ``reset`` (``options={"objective": ...}`` overrides one episode).
-            ``None`` generates ``config.num_objectives`` from the configured database with ``config.seed``.
+            ``None`` generates ``config.num_objectives`` from the configured database with ``config.objectives_seed``.
         worker_id: distinguishes this environment's database working copy from its neighbours'.
         tokenizer: needed for ``config.state_template == "chat"``.
         max_observation_chars: the observation space's ``max_length``; longer states lose their middle.
@@ -88,7 +85,8 @@ class BookingGymEnv(gymnasium.Env):
         self._episode_return = 0.0
 
     def _default_objectives(self) -> list[Objective]:
-        records = generate_objectives(self.env.database.template, self.config.num_objectives, seed=self.config.seed,
+        records = generate_objectives(self.env.database.template, self.config.num_objectives,
+                                      seed=self.config.objectives_seed,
                                       infeasible_fraction=self.config.infeasible_fraction)
         return [Objective.from_dict(record) for record in records]
 
@@ -111,17 +109,10 @@ class BookingGymEnv(gymnasium.Env):
             raise RuntimeError("the environment is closed")
         result = self._loop.run_until_complete(self.env.step(str(action)))
         info = dict(result.info)
-        reward_config = self.config.reward
-        terminal = 0.0
-        if result.done or result.truncated:
-            if reward_config.objective == "adversarial":
-                main = min(1.0, len(info.get("hallucinations", [])) / reward_config.adversarial_target)
-            else:
-                main = float(info.get("verifier_score", 0.0))
-            terminal = reward_config.verifier_weight * main
+        terminal = float(info.get("terminal_reward", 0.0))
         reward = float(result.reward + terminal)
         self._episode_return += reward
-        info.update(immediate_reward=float(result.reward), terminal_reward=terminal, turn=result.state.turn)
+        info.update(turn_reward=float(result.reward), terminal_reward=terminal, turn=result.state.turn)
         if result.done or result.truncated:
             info["episode_return"] = self._episode_return
         return self._observation(), reward, bool(result.done), bool(result.truncated), info

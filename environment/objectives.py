@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from dataclasses import asdict, dataclass, fields
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasets import Dataset
+
+from database.catalog import RouteCatalog
+
+if TYPE_CHECKING:
+    from environment.config import EnvironmentConfig
 
 FIRST_NAMES = ["Ann", "Bob", "Carlos", "Diana", "Emeka", "Fatima", "George", "Hana", "Ivan", "Julia", "Kenji", "Laura",
                "Mateo", "Nina", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor", "Wei", "Yara", "Zoe"]
@@ -70,47 +74,40 @@ class Objective:
 def generate_objectives(db_path: str | Path, count: int, seed: int = 0, infeasible_fraction: float = 0.1) -> Dataset:
     """Sample ``count`` objectives from the database (read-only) as a Dataset of Objective records."""
     rng = random.Random(seed)
-    conn = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    cities = {row["code"]: row["city"] for row in conn.execute("SELECT code, city FROM airports")}
-    routes = [tuple(row) for row in conn.execute("SELECT DISTINCT origin, destination FROM flights ORDER BY 1, 2")]
-    route_set = set(routes)
-    today = date.fromisoformat(conn.execute("SELECT value FROM metadata WHERE key = 'today'").fetchone()[0])
     records = []
-    while len(records) < count:
-        index = len(records)
-        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-        day = (today + timedelta(days=rng.randint(1, 45))).isoformat()
-        if rng.random() < infeasible_fraction:
-            record = _infeasible(conn, rng, cities, routes, route_set, day)
-            if record is None:
-                continue
-        else:
-            origin, destination = rng.choice(routes)
-            kind = rng.choice(["feasible", "feasible", "multi_passenger", "budget"])
-            passengers = rng.randint(2, 4) if kind == "multi_passenger" else 1
-            cabin = rng.choices(["economy", "business", "first"], weights=[6, 3, 1])[0]
-            flights = conn.execute(
-                f"SELECT price_{cabin} AS price FROM flights WHERE origin = ? AND destination = ? AND"
-                f" departure_date = ? AND status != 'cancelled' AND seats_{cabin} >= ? ORDER BY price",
-                (origin, destination, day, passengers)).fetchall()
-            if not flights:
-                continue
-            budget = round(flights[0]["price"] * passengers * rng.uniform(1.05, 1.3), -1) if kind == "budget" else None
-            record = dict(origin=origin, destination=destination, date=day, cabin=cabin, passengers=passengers,
-                          kind=kind, feasible=True, budget=budget)
-        objective = Objective(
-            objective_id=f"obj-{seed}-{index:05d}", origin_city=cities[record["origin"]],
-            destination_city=cities[record["destination"]], passenger_name=name,
-            flexible_days=rng.choice([0, 0, 0, 1]), **record).with_text()
-        records.append(objective.to_dict())
-    conn.close()
+    with RouteCatalog(db_path) as catalog:
+        route_set = set(catalog.routes)
+        while len(records) < count:
+            index = len(records)
+            name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+            day = (catalog.today + timedelta(days=rng.randint(1, 45))).isoformat()
+            if rng.random() < infeasible_fraction:
+                record = _infeasible(catalog, rng, route_set, day)
+                if record is None:
+                    continue
+            else:
+                origin, destination = rng.choice(catalog.routes)
+                kind = rng.choice(["feasible", "feasible", "multi_passenger", "budget"])
+                passengers = rng.randint(2, 4) if kind == "multi_passenger" else 1
+                cabin = rng.choices(["economy", "business", "first"], weights=[6, 3, 1])[0]
+                fares = catalog.fares(origin, destination, day, cabin, passengers)
+                if not fares:
+                    continue
+                budget = round(fares[0] * passengers * rng.uniform(1.05, 1.3), -1) if kind == "budget" else None
+                record = dict(origin=origin, destination=destination, date=day, cabin=cabin, passengers=passengers,
+                              kind=kind, feasible=True, budget=budget)
+            objective = Objective(
+                objective_id=f"obj-{seed}-{index:05d}", origin_city=catalog.cities[record["origin"]],
+                destination_city=catalog.cities[record["destination"]], passenger_name=name,
+                flexible_days=rng.choice([0, 0, 0, 1]), **record).with_text()
+            records.append(objective.to_dict())
     return Dataset.from_list(records)
 
 
-def _infeasible(conn, rng, cities, routes, route_set, day) -> dict[str, Any] | None:
+def _infeasible(catalog: RouteCatalog, rng: random.Random, route_set: set[tuple[str, str]],
+                day: str) -> dict[str, Any] | None:
     if rng.random() < 0.5:  # no route between two served cities
-        codes = sorted(cities)
+        codes = sorted(catalog.cities)
         for _ in range(50):
             origin, destination = rng.sample(codes, 2)
             if (origin, destination) not in route_set:
@@ -118,14 +115,12 @@ def _infeasible(conn, rng, cities, routes, route_set, day) -> dict[str, Any] | N
                             kind="infeasible", feasible=False)
         return None
     # A route and day whose every flight has the cabin sold out.
-    row = conn.execute(
-        "SELECT origin, destination, departure_date FROM flights GROUP BY origin, destination, departure_date"
-        " HAVING max(seats_first) = 0 ORDER BY origin, destination, departure_date LIMIT 1 OFFSET ?",
-        (rng.randint(0, 40),)).fetchone()
-    if row is None:
+    sold_out = catalog.sold_out_first_class_day(rng.randint(0, 40))
+    if sold_out is None:
         return None
-    return dict(origin=row["origin"], destination=row["destination"], date=row["departure_date"], cabin="first",
-                passengers=1, kind="infeasible", feasible=False)
+    origin, destination, sold_out_day = sold_out
+    return dict(origin=origin, destination=destination, date=sold_out_day, cabin="first", passengers=1,
+                kind="infeasible", feasible=False)
 
 
 def split_objectives(dataset: Dataset, eval_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
@@ -145,3 +140,22 @@ def load_objectives_jsonl(path: str | Path) -> list[Objective]:
         except (json.JSONDecodeError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{number}: invalid objective ({exc})") from None
     return objectives
+
+
+def load_objectives(config: EnvironmentConfig, eval_objectives_file: str | None = None) -> tuple[list[Objective],
+                                                                                            list[Objective]]:
+    """(training, held-out) objectives: a seeded split of objectives generated from the configured database
+    (``config.objectives_seed``); ``config.objectives_file`` replaces the training side, ``eval_objectives_file``
+    the held-out side."""
+    from database.build import ensure_database
+
+    dataset = generate_objectives(ensure_database(config.db_path, config.db_seed), config.num_objectives,
+                                  config.objectives_seed, config.infeasible_fraction)
+    train, held_out = split_objectives(dataset, config.eval_fraction, config.objectives_seed)
+    train_objectives = [Objective.from_dict(r) for r in train]
+    eval_objectives = [Objective.from_dict(r) for r in held_out]
+    if config.objectives_file:
+        train_objectives = load_objectives_jsonl(config.objectives_file)
+    if eval_objectives_file:
+        eval_objectives = load_objectives_jsonl(eval_objectives_file)
+    return train_objectives, eval_objectives

@@ -1,29 +1,43 @@
-"""Reward functions: pure functions, one per reward term. Training code never computes rewards.
+"""The reward: pure functions, one per term, and the one definition of the return. Training never computes rewards.
 
-Per user turn t the immediate reward is ``clip(sum of components, -1, 1)``:
+Per user turn t the immediate reward is ``clip(sum of the terms, -1, 1)``; the terms are the entries of
+:data:`IMMEDIATE_TERMS` (each is logged as ``env/reward/<name>`` and plotted, because metrics and plots iterate over
+the terms the environment reports):
 
-    length        -1 empty, -0.5 under 3 words, +0.2 for 3-40 words, 0 for 41-80, -0.5 above 80
-    naturalness   +0.2 when the message reads like a traveller; -1 role confusion (talks like the agent),
-                  -0.5 repeats the user's previous turn, -0.5 mostly non-words
-    polite_ending +0.5 for a thank-you / goodbye that ends the conversation after a booking (or on an
-                  infeasible objective)
-    progress      +0.15 per objective detail (origin, destination, date, cabin, passengers, name) conveyed for
-                  the first time
-    goal_drift    -0.5 per stated detail that contradicts the objective (another city, date, cabin, count or
-                  name), so the policy cannot win by changing the task
-    booking_stage +``stage_reward`` for each booking milestone this turn moved the agent past for the first time:
-                  a search on the objective's route that found flights, then a booking on that route (read from
-                  the agent's tool calls, so it works for any backend). It gives the turns before a verified
-                  booking their own credit, where the verifier alone is all-or-nothing at the end.
+    length           -1 empty, -0.5 under 3 words, +0.2 for 3-40 words, 0 for 41-80, -0.5 above 80
+    naturalness      +0.2 when the message reads like a traveller; -1 role confusion (talks like the agent),
+                     -0.5 repeats the user's previous turn, -0.5 mostly non-words
+    polite_ending    +0.5 for a thank-you / goodbye that ends the conversation after a booking (or on an
+                     infeasible objective)
+    progress         +0.15 per objective detail (origin, destination, date, cabin, passengers, name) conveyed for
+                     the first time
+    goal_drift       -0.5 per stated detail that contradicts the objective (another city, date, cabin, count or
+                     name), so the policy cannot win by changing the task
+    unanswered       -``unanswered_penalty`` when the agent asked something and the message answers nothing: no
+                     objective detail, no choice, no confirmation, no goodbye (talking past the agent's question
+                     is worthless, however natural it sounds)
+    booking_stage    +``stage_reward`` for each booking milestone this turn moved the agent past for the first time:
+                     a search on the objective's route that found flights, then a booking on that route (read from
+                     the agent's tool calls, so it works for any backend)
 
-Episode reward:
-    cooperative:  verifier_weight * verifier_score + immediate_weight * mean_t(immediate_t)
-    adversarial:  verifier_weight * min(1, hallucinations_exposed / target) + immediate_weight * mean_t(immediate_t)
+The return of an episode with user turns t = 0..T-1, written once (:func:`turn_reward`, :func:`terminal_reward`,
+:func:`episode_return`):
+
+    R = verifier_weight * main  +  immediate_weight * sum_t(immediate_t)
+
+where ``main`` is the verifier score (cooperative) or ``min(1, hallucinations / adversarial_target)``
+(adversarial). It decomposes into per-turn rewards ``r_t = immediate_weight * immediate_t`` plus the terminal
+reward ``verifier_weight * main`` on the last turn: the environment reports ``r_t`` each turn and the terminal
+reward at the end, the Gymnasium wrapper adds the terminal reward to its last step, and training's turn credit
+(``training/credit.py``) discounts the same ``r_t`` and terminal reward. Each immediate term is counted exactly once.
+A turn that talks past the agent's question nets a negative immediate reward (``unanswered``), so stretching a
+conversation with natural-sounding filler lowers R instead of raising it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -49,6 +63,8 @@ class RewardConfig:
         immediate_weight: weight of the mean immediate turn reward.
         adversarial_target: hallucinations per episode that earn the full adversarial score.
         stage_reward: immediate reward per booking milestone reached (0 turns the ``booking_stage`` term off).
+        unanswered_penalty: immediate penalty for a message that answers nothing the agent asked (0 turns the
+            ``unanswered`` term off).
     """
 
     objective: str = "cooperative"
@@ -56,6 +72,7 @@ class RewardConfig:
     immediate_weight: float = 0.3
     adversarial_target: int = 1
     stage_reward: float = 0.3
+    unanswered_penalty: float = 0.5
 
     def __post_init__(self) -> None:
         if self.objective not in ("cooperative", "adversarial"):
@@ -64,8 +81,10 @@ class RewardConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        if not isinstance(self.stage_reward, int | float) or not 0.0 <= self.stage_reward <= 1.0:
-            raise ValueError(f"stage_reward must be in [0, 1], got {self.stage_reward!r}")
+        for name in ("stage_reward", "unanswered_penalty"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         if self.adversarial_target < 1:
             raise ValueError(f"adversarial_target must be >= 1, got {self.adversarial_target}")
 
@@ -153,15 +172,76 @@ def booking_stage_reward(stages_before: set[str], stages_after: set[str], stage_
     return stage_reward * len(stages_after - stages_before)
 
 
+def answers_nothing(parsed: ParsedMessage) -> bool:
+    """The message conveys no objective detail, flight choice, confirmation, question about price or goodbye."""
+    moves_on = (parsed.slots() or parsed.confirm or parsed.option_index is not None or parsed.flight_numbers
+                or parsed.price_question or parsed.goodbye or parsed.give_up or parsed.cancel)
+    return not moves_on
+
+
+def unanswered_penalty(parsed: ParsedMessage, agent_asked: bool, penalty: float) -> float:
+    """``-penalty`` when the agent's last message asked something and this message answers nothing."""
+    return -penalty if agent_asked and answers_nothing(parsed) else 0.0
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """Everything the immediate reward of one user turn depends on (the environment fills it in)."""
+
+    text: str
+    parsed: ParsedMessage
+    previous_user_text: str | None
+    agent_asked: bool  # the agent's message this turn answers contains a question
+    objective: Objective
+    details_given_before: frozenset[str]
+    ends_conversation: bool
+    booked: bool  # a booking existed in the database before this turn
+    stages_before: frozenset[str]
+    stages_after: frozenset[str]  # booking milestones after the agent's reply to this turn
+
+
+IMMEDIATE_TERMS: dict[str, Callable[[UserTurn, RewardConfig], float]] = {
+    "length": lambda turn, config: length_reward(turn.text),
+    "naturalness": lambda turn, config: naturalness_reward(turn.text, turn.previous_user_text),
+    "polite_ending": lambda turn, config: polite_ending_reward(turn.parsed, turn.ends_conversation, turn.booked,
+                                                               turn.objective.feasible),
+    "progress": lambda turn, config: progress_reward(turn.parsed, set(turn.details_given_before), turn.objective),
+    "goal_drift": lambda turn, config: goal_drift_penalty(turn.parsed, turn.objective),
+    "unanswered": lambda turn, config: unanswered_penalty(turn.parsed, turn.agent_asked, config.unanswered_penalty),
+    "booking_stage": lambda turn, config: booking_stage_reward(set(turn.stages_before), set(turn.stages_after),
+                                                               config.stage_reward),
+}
+"""Every immediate reward term by name: add a term here and it is computed, logged and plotted."""
+
+
+def immediate_components(turn: UserTurn, config: RewardConfig) -> dict[str, float]:
+    """Each term of :data:`IMMEDIATE_TERMS` for one user turn."""
+    return {name: float(term(turn, config)) for name, term in IMMEDIATE_TERMS.items()}
+
+
 def immediate_reward(components: dict[str, float]) -> float:
     return max(-1.0, min(1.0, sum(components.values())))
 
 
-def episode_reward(config: RewardConfig, verifier_score: float, hallucinations: int,
-                   immediate_rewards: list[float]) -> float:
-    mean_immediate = sum(immediate_rewards) / len(immediate_rewards) if immediate_rewards else 0.0
+def main_score(config: RewardConfig, verifier_score: float, hallucinations: int) -> float:
+    """The episode-level score: the verifier's (cooperative) or the hallucinations exposed (adversarial)."""
     if config.objective == "adversarial":
-        main = min(1.0, hallucinations / config.adversarial_target)
-    else:
-        main = verifier_score
-    return config.verifier_weight * main + config.immediate_weight * mean_immediate
+        return min(1.0, hallucinations / config.adversarial_target)
+    return verifier_score
+
+
+def turn_reward(config: RewardConfig, immediate: float) -> float:
+    """The per-turn part of the return for one turn's immediate reward (see the module docstring)."""
+    return config.immediate_weight * immediate
+
+
+def terminal_reward(config: RewardConfig, verifier_score: float, hallucinations: int) -> float:
+    """The part of the return paid on the episode's last turn."""
+    return config.verifier_weight * main_score(config, verifier_score, hallucinations)
+
+
+def episode_return(config: RewardConfig, verifier_score: float, hallucinations: int,
+                   immediate_rewards: list[float]) -> float:
+    """R: the sum of every turn's reward and the terminal reward (the one definition of the episode's reward)."""
+    return (sum(turn_reward(config, immediate) for immediate in immediate_rewards)
+            + terminal_reward(config, verifier_score, hallucinations))

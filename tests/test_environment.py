@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.booking import BookingAgentConfig
+from agents.booking import BookingAgentConfig, RuleAgentConfig
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment, state_is_complete
 from environment.objectives import Objective, generate_objectives, load_objectives_jsonl, split_objectives
@@ -24,15 +24,19 @@ def objectives(template_db: Path) -> list[Objective]:
 def make_env(template_db: Path, tmp_path: Path, transport: str = "inprocess", worker_id: int = 0,
              **probabilities: float) -> BookingConversationEnvironment:
     config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), max_conversation_length=10,
-                               agent=BookingAgentConfig(transport=transport, **probabilities))
+                               agent=BookingAgentConfig(transport=transport, rule=RuleAgentConfig(**probabilities)))
     return BookingConversationEnvironment(config, worker_id=worker_id)
 
 
-async def play(env: BookingConversationEnvironment, objective: Objective, messages: list[str], seed: int = 0):
+async def play(env: BookingConversationEnvironment, objective: Objective, messages: list[str], seed: int = 0,
+               components: list[dict[str, float]] | None = None):
+    """Play ``messages``; the last step (each turn's reward terms appended to ``components``)."""
     env.reset(objective=objective, seed=seed)
     step = None
     for message in messages:
         step = await env.step(message)
+        if components is not None:
+            components.append(step.info["reward_components"])
         if step.done or step.truncated:
             break
     return step
@@ -250,8 +254,9 @@ def test_bare_name_answers_the_name_question(template_db, tmp_path, objectives) 
 
     async def run():
         env = make_env(template_db, tmp_path)
-        step = await play(env, objective, bare)
-        name_turn = env.reward_components[2]
+        components = []
+        step = await play(env, objective, bare, components=components)
+        name_turn = components[2]
         env.reset(objective=objective)
         await env.step(f"{objective.passenger_name}.")  # nobody asked for a name yet
         early_slots = dict(env.agent.slots)
@@ -275,8 +280,9 @@ def test_booking_stage_reward_marks_the_turns_that_moved_the_booking(template_db
 
     async def run():
         env = make_env(template_db, tmp_path)
-        step = await play(env, objective, script)
-        stages = [c["booking_stage"] for c in env.reward_components]
+        components = []
+        step = await play(env, objective, script, components=components)
+        stages = [c["booking_stage"] for c in components]
         wrong_route = await play(env, other, [happy_path(objective)[0]])  # searches a route `other` doesn't want
         await env.aclose()
         return step, stages, wrong_route

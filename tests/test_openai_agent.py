@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from agents.booking import AgentTurn, BookingAgentConfig, Message
+from agents.booking import AgentTurn, BookingAgentConfig, Message, OpenAIAgentConfig
 from agents.booking.openai_agent import OpenAIBookingAgent
 from agents.tool_client import InProcessToolClient
 from database import FlightDatabase, FlightTools
+from database.build import TODAY
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import Objective, generate_objectives
@@ -114,7 +115,7 @@ def search_args(objective: Objective) -> dict[str, Any]:
 def respond(base_url: str, db_path: Path, history: list[Message], **config: Any) -> AgentTurn:
     async def run() -> AgentTurn:
         tools = InProcessToolClient(db_path)
-        agent = OpenAIBookingAgent(tools, BookingAgentConfig(backend="openai", base_url=base_url, **config))
+        agent = OpenAIBookingAgent(tools, TODAY, OpenAIAgentConfig(base_url=base_url, **config))
         try:
             return await agent.respond(history)
         finally:
@@ -259,7 +260,7 @@ def test_full_episode_with_the_openai_backend(template_db: Path, tmp_path: Path,
 
     async def run(base_url: str) -> Any:
         config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), agent=BookingAgentConfig(
-            backend="openai", base_url=base_url, timeout_seconds=5, max_retries=0))
+            backend="openai", openai=OpenAIAgentConfig(base_url=base_url, timeout_seconds=5, max_retries=0)))
         env = BookingConversationEnvironment(config)
         env.reset(objective=objective, seed=0)
         try:

@@ -61,7 +61,7 @@ def test_step_returns_finite_expected_metrics(
     model_dirs: dict[str, Path], arch: str, use_lora: bool, use_quantization: bool
 ) -> None:
     mc = _model_config(model_dirs[arch], use_lora=use_lora, use_quantization=use_quantization)
-    trainer = PPOTrainer(mc, PPOConfig(batch_size=8, mini_batch_size=4, gradient_accumulation_steps=2,
+    trainer = PPOTrainer(mc, PPOConfig(mini_batch_size=4, gradient_accumulation_steps=2,
                                        learning_rate=1e-3, ppo_epochs=2))
     if use_quantization:
         import bitsandbytes as bnb
@@ -113,7 +113,7 @@ def test_kl_guard_rejects_absurd_update_and_restores_exactly(model_dirs: dict[st
     # Full fine-tuning: the tiny models' output scale is bounded by the (tied) embeddings, so only updates that can
     # touch them move the policy far enough to trip max_kl.
     mc = _model_config(model_dirs["gpt2"], use_lora=False)
-    pc = PPOConfig(batch_size=8, mini_batch_size=4, learning_rate=10.0, target_kl=0.1, max_kl=1.0, ppo_epochs=4)
+    pc = PPOConfig(mini_batch_size=4, learning_rate=10.0, target_kl=0.1, max_kl=1.0, ppo_epochs=4)
     trainer = PPOTrainer(mc, pc)
     queries, responses, scores = _rollout(trainer)
     # One sane step first so the optimizer has moment buffers to restore.
@@ -133,7 +133,7 @@ def test_kl_guard_rejects_absurd_update_and_restores_exactly(model_dirs: dict[st
 
 def test_kl_guard_early_stops_before_max_kl(model_dirs: dict[str, Path]) -> None:
     mc = _model_config(model_dirs["gpt2"], use_lora=False)
-    pc = PPOConfig(batch_size=8, mini_batch_size=4, learning_rate=3e-3, target_kl=1e-4, max_kl=None, ppo_epochs=4)
+    pc = PPOConfig(mini_batch_size=4, learning_rate=3e-3, target_kl=1e-4, max_kl=None, ppo_epochs=4)
     trainer = PPOTrainer(mc, pc)
     metrics = trainer.step(*_rollout(trainer))
     assert metrics["verification/verified"] == 1.0
@@ -143,7 +143,7 @@ def test_kl_guard_early_stops_before_max_kl(model_dirs: dict[str, Path]) -> None
 def test_nonfinite_loss_is_never_applied(model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import training.ppo.trainer as trainer_module
 
-    trainer = PPOTrainer(_model_config(model_dirs["llama"], use_lora=True), PPOConfig(batch_size=8, learning_rate=1e-2))
+    trainer = PPOTrainer(_model_config(model_dirs["llama"], use_lora=True), PPOConfig(learning_rate=1e-2))
     rollout = _rollout(trainer)
     before = _trainable(trainer)
     real_loss = trainer_module.clipped_policy_loss
@@ -163,7 +163,7 @@ def test_nonfinite_loss_is_never_applied(model_dirs: dict[str, Path], monkeypatc
 @pytest.mark.parametrize(("arch", "use_lora"), [("gpt2", True), ("llama", False)])
 def test_save_load_round_trip(model_dirs: dict[str, Path], tmp_path: Path, arch: str, use_lora: bool) -> None:
     trainer = PPOTrainer(_model_config(model_dirs[arch], use_lora=use_lora),
-                         PPOConfig(batch_size=8, learning_rate=1e-2, max_kl=None, target_kl=None))
+                         PPOConfig(learning_rate=1e-2, max_kl=None, target_kl=None))
     queries, responses, scores = _rollout(trainer)
     trainer.step(queries, responses, scores)  # make the adapter / weights differ from the base
     trainer.save_pretrained(str(tmp_path / "ckpt"))
@@ -183,7 +183,7 @@ def test_save_load_round_trip(model_dirs: dict[str, Path], tmp_path: Path, arch:
 @pytest.mark.parametrize(("arch", "use_lora"), [("gpt2", True), ("llama", True), ("gpt2", False)])
 def test_reference_logprobs_equal_base_model(model_dirs: dict[str, Path], arch: str, use_lora: bool) -> None:
     trainer = PPOTrainer(_model_config(model_dirs[arch], use_lora=use_lora),
-                         PPOConfig(batch_size=8, learning_rate=1e-2, max_kl=None, target_kl=None))
+                         PPOConfig(learning_rate=1e-2, max_kl=None, target_kl=None))
     queries, responses, scores = _rollout(trainer)
     trainer.step(queries, responses, scores)
     batch = pack(queries, responses, trainer.tokenizer.pad_token_id, "cpu")
@@ -203,7 +203,7 @@ def test_reference_logprobs_equal_base_model(model_dirs: dict[str, Path], arch: 
 def test_generate_truncates_left_and_stops_at_newline(model_dirs: dict[str, Path]) -> None:
     mc = _model_config(model_dirs["gpt2"], max_query_length=8, max_response_length=20, temperature=1.0,
                        top_k=0, top_p=1.0)
-    trainer = PPOTrainer(mc, PPOConfig(batch_size=8))
+    trainer = PPOTrainer(mc, PPOConfig())
     tok = trainer.tokenizer
     newline = tok("\n", add_special_tokens=False)["input_ids"]
     assert len(newline) == 1 and newline[0] in stop_token_ids(tok, stop_at_newline=True)
@@ -235,7 +235,7 @@ def test_generate_truncates_left_and_stops_at_newline(model_dirs: dict[str, Path
         assert "\n" not in text
     assert ended >= 8
     # Same seed, same samples.
-    again = PPOTrainer(mc, PPOConfig(batch_size=8))
+    again = PPOTrainer(mc, PPOConfig())
     again.policy.load_state_dict(trainer.policy.state_dict())
     _, responses_b, _ = again.generate([long_prompt, "Hi"] * 8)
     assert all(torch.equal(a, b) for a, b in zip(responses, responses_b, strict=True))
@@ -243,7 +243,7 @@ def test_generate_truncates_left_and_stops_at_newline(model_dirs: dict[str, Path
 
 def test_trainer_state_resume_is_exact(model_dirs: dict[str, Path], tmp_path: Path) -> None:
     mc = _model_config(model_dirs["llama"], use_lora=True)
-    pc = PPOConfig(batch_size=8, mini_batch_size=4, learning_rate=1e-2, max_kl=None, target_kl=None)
+    pc = PPOConfig(mini_batch_size=4, learning_rate=1e-2, max_kl=None, target_kl=None)
     trainer = PPOTrainer(mc, pc)
     batch1, batch2 = _rollout(trainer), _rollout(trainer)
     trainer.step(*batch1)
@@ -264,7 +264,7 @@ def test_trainer_state_resume_is_exact(model_dirs: dict[str, Path], tmp_path: Pa
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_padding_does_not_change_logprobs_or_values(model_dirs: dict[str, Path], arch: str) -> None:
-    trainer = PPOTrainer(_model_config(model_dirs[arch], use_lora=True), PPOConfig(batch_size=8))
+    trainer = PPOTrainer(_model_config(model_dirs[arch], use_lora=True), PPOConfig())
     short_q, long_q = torch.tensor([5, 6]), torch.arange(10, 40)
     short_r, long_r = torch.tensor([7, 8, 9]), torch.arange(50, 60)
     alone_logp, alone_values, _ = trainer._forward_stats([short_q], [short_r])

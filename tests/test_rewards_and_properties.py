@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.booking import BookingAgentConfig, Message, RuleBookingAgent
+from agents.booking import Message, RuleBookingAgent
 from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import InProcessToolClient
 from database import FlightDatabase
@@ -66,13 +66,29 @@ def test_polite_ending_and_episode_reward(lookup) -> None:
     assert rewards.polite_ending_reward(bye, ends_conversation=True, booked=False, feasible=True) == 0.0
     assert rewards.polite_ending_reward(bye, ends_conversation=True, booked=False, feasible=False) == 0.5
     cooperative = rewards.RewardConfig()
-    assert rewards.episode_reward(cooperative, 1.0, 0, [0.5, 0.1]) == pytest.approx(0.7 + 0.3 * 0.3)
+    # R = 0.7 * verifier + 0.3 * sum(immediate), and it is the sum of its per-turn and terminal parts.
+    assert rewards.episode_return(cooperative, 1.0, 0, [0.5, 0.1]) == pytest.approx(0.7 + 0.3 * 0.6)
+    parts = [rewards.turn_reward(cooperative, r) for r in (0.5, 0.1)] + [rewards.terminal_reward(cooperative, 1.0, 0)]
+    assert sum(parts) == pytest.approx(rewards.episode_return(cooperative, 1.0, 0, [0.5, 0.1]))
     adversarial = rewards.RewardConfig(objective="adversarial", adversarial_target=2)
-    assert rewards.episode_reward(adversarial, 0.0, 1, [0.0]) == pytest.approx(0.35)
-    assert rewards.episode_reward(adversarial, 0.0, 5, [0.0]) == pytest.approx(0.7)
+    assert rewards.episode_return(adversarial, 0.0, 1, [0.0]) == pytest.approx(0.35)
+    assert rewards.episode_return(adversarial, 0.0, 5, [0.0]) == pytest.approx(0.7)
     assert rewards.immediate_reward({"a": 0.9, "b": 0.9}) == 1.0
     with pytest.raises(ValueError, match="objective"):
         rewards.RewardConfig(objective="chaos")
+
+
+def test_talking_past_the_agents_question_is_penalised(lookup) -> None:
+    """Asked for a date, a natural-sounding answer about other places earns nothing; an answer does."""
+    config = rewards.RewardConfig()
+    dodge = parse_message("I'm flying from Germany to the US, it's a long trip.", lookup, TODAY)
+    answer = parse_message("On December 12th, please.", lookup, TODAY)
+    choice = parse_message("The second one sounds good.", lookup, TODAY)
+    assert rewards.unanswered_penalty(dodge, agent_asked=True, penalty=config.unanswered_penalty) == -0.5
+    assert rewards.unanswered_penalty(dodge, agent_asked=False, penalty=config.unanswered_penalty) == 0.0
+    assert rewards.unanswered_penalty(answer, agent_asked=True, penalty=config.unanswered_penalty) == 0.0
+    assert rewards.unanswered_penalty(choice, agent_asked=True, penalty=config.unanswered_penalty) == 0.0
+    assert "unanswered" in rewards.IMMEDIATE_TERMS
 
 
 free_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=600)
@@ -94,7 +110,7 @@ def test_parsers_and_rewards_never_raise(lookup, text: str) -> None:
 def test_agent_and_verifier_never_raise(template_db: Path, messages: list[str]) -> None:
     async def run() -> list[Message]:
         tools = InProcessToolClient(template_db, read_only=True)  # read-only: random text cannot write anything
-        agent = RuleBookingAgent(tools, BookingAgentConfig())
+        agent = RuleBookingAgent(tools, TODAY)
         history: list[Message] = []
         for text in messages:
             history.append(Message("user", text))

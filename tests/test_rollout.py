@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.booking import BookingAgentConfig
+from agents.booking import BookingAgentConfig, OpenAIAgentConfig
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import Objective, generate_objectives
@@ -60,8 +60,8 @@ def test_failing_agent_episodes_are_dropped_and_counted(template_db, tmp_path, o
     with socket.socket() as probe:  # a port with nothing listening
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    agent = BookingAgentConfig(backend="openai", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0,
-                               timeout_seconds=2.0)
+    agent = BookingAgentConfig(backend="openai", openai=OpenAIAgentConfig(
+        base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout_seconds=2.0))
     config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), agent=agent)
     envs = [BookingConversationEnvironment(config, worker_id=i) for i in range(2)]
     generate, _ = scripted_policy({o.text: happy_path(o) for o in objectives})

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from environment.rewards import IMMEDIATE_TERMS
+from training.config import load_config
 from training.ppo import EXPECTED_PPO_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(REPO / "training" / "train_ppo.py"), "--config", str(REPO / "configs" / "tiny_test.yaml")]
-EXPECTED_ENV_METRICS = ["env/reward_mean", "env/reward_std", "env/verifier_score", "env/verification_rate",
+EXPECTED_ENV_METRICS = ["env/reward_mean", "env/reward_std", "env/verifier_score",
                         "env/hallucination_rate", "env/episode_length", "env/success_rate", "env/errors",
-                        "env/reward/length", "env/reward/naturalness", "env/reward/polite_ending",
-                        "env/reward/progress", "env/reward/goal_drift", "env/reward/booking_stage",
-                        "buffer/normal_size", "buffer/adversarial_size", "state_completeness", "time/rollout",
+                        *[f"env/reward/{term}" for term in IMMEDIATE_TERMS], "buffer/normal_size",
+                        "buffer/adversarial_size", "state_completeness", "time/rollout",
                         "time/update", "time/tokens_per_second"]
 
 
@@ -84,6 +85,36 @@ def test_tensorboard_events_read_back(trained: Path) -> None:
     for name in ("env/reward_mean", "ppo/loss/total", "objective/kl_coef", "buffer/normal_size"):
         assert name in tags, name
     assert [event.step for event in accumulator.Scalars("env/reward_mean")] == [1, 2]
+    # logging.sample_conversations (1 in the tiny config): one conversation per epoch in the text tab and the log
+    assert "sample_conversations/1/text_summary" in accumulator.Tags()["tensors"]
+    history = json.loads((trained / "training_metrics.json").read_text())
+    assert all(len(record["sample_conversations"]) == 1 for record in history)
+    assert all("user: " in record["sample_conversations"][0] for record in history)
+
+
+def test_one_seed_derives_every_other_seed() -> None:
+    config = load_config(REPO / "configs" / "tiny_test.yaml", ["seed=7"])
+    assert (config.seed, config.environment.seed, config.ppo.seed) == (7, 7, 7)
+    explicit = load_config(REPO / "configs" / "tiny_test.yaml", ["seed=7", "ppo.seed=3"])
+    assert (explicit.environment.seed, explicit.ppo.seed) == (7, 3)
+    # the objectives and their held-out split are data: the same for every run seed
+    assert config.environment.objectives_seed == explicit.environment.objectives_seed == 0
+
+
+def test_one_seed_gives_the_same_run_and_another_a_different_one(trained, tmp_path, template_db,
+                                                                 model_cache) -> None:
+    def first_epoch(seed: int) -> dict:
+        out = tmp_path / f"seed-{seed}"
+        result = train(out, template_db, model_cache, "ppo.max_epochs=1", f"seed={seed}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads((out / "training_metrics.json").read_text())[0]
+
+    reference = json.loads((trained / "training_metrics.json").read_text())[0]  # seed 0
+    same, other = first_epoch(0), first_epoch(1)
+    assert same["sample_conversations"] == reference["sample_conversations"]
+    assert same["ppo/loss/total"] == pytest.approx(reference["ppo/loss/total"], rel=1e-5)
+    assert other["sample_conversations"] != reference["sample_conversations"]
+    assert other["ppo/loss/total"] != pytest.approx(reference["ppo/loss/total"], rel=1e-5)
 
 
 def test_resume_matches_uninterrupted_run(trained, tmp_path, template_db, model_cache) -> None:
@@ -142,7 +173,9 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path, template_db, mode
     ("environment.db_path=/no/such.db", "environment.db_path"),
     ("model.base_model=./no-such-model", "model.base_model"),
     ("environment.agent.transport=carrier-pigeon", "environment.agent.transport"),
-    ("reward.verifier_weight=2", "reward.verifier_weight"),
+    ("environment.reward.verifier_weight=2", "environment.reward.verifier_weight"),
+    ("reward.verifier_weight=0.5", "environment.reward"),
+    ("environment.agent.rule.p_stale_details=1.5", "environment.agent.rule.p_stale_details"),
     ("model.use_lora=maybe", "model.use_lora"),
 ])
 def test_bad_config_exits_2_with_one_line(tmp_path, template_db, model_cache, setting, key, capsys) -> None:

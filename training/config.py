@@ -1,8 +1,9 @@
 """The training configuration: one YAML file, one typed dataclass per section (field docs are the reference).
 
-Sections: ``environment`` (with ``environment.agent``), ``model``, ``ppo``, ``buffer``, ``reward``, ``logging``,
-``evaluation``, ``hardware``, plus top-level ``seed``. Unknown keys, wrong types, out-of-range values and missing
-files raise :class:`ConfigError` with one line naming the key, before any model loads.
+Sections: ``environment`` (with ``environment.agent`` and ``environment.reward``), ``model``, ``ppo``, ``buffer``,
+``logging``, ``evaluation``, ``hardware``, plus the top-level ``seed`` that every other seed derives from unless
+set explicitly. Unknown keys, wrong types, out-of-range values and missing files raise :class:`ConfigError` with one
+line naming the key, before any model loads.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any, Literal
 import yaml
 
 from environment.config import EnvironmentConfig
-from environment.rewards import RewardConfig
 from training.ppo.config import ModelConfig, PPOConfig
 
 
@@ -103,7 +103,8 @@ class LoggingConfig:
         tensorboard_dir: TensorBoard event files.
         save_every: checkpoint every N epochs (and always after the last one).
         keep_checkpoints: newest checkpoints kept (older ones deleted); 0 keeps all.
-        sample_conversations: conversations written to the log per epoch.
+        sample_conversations: conversations per epoch written to the log and to TensorBoard's text tab (exposed
+            hallucinations marked); 0 writes none.
     """
 
     output_dir: str = "ppo_training_output"
@@ -117,6 +118,8 @@ class LoggingConfig:
             raise ValueError(f"save_every must be >= 1, got {self.save_every}")
         if self.keep_checkpoints < 0:
             raise ValueError(f"keep_checkpoints must be >= 0, got {self.keep_checkpoints}")
+        if self.sample_conversations < 0:
+            raise ValueError(f"sample_conversations must be >= 0, got {self.sample_conversations}")
 
 
 @dataclass
@@ -161,18 +164,34 @@ class HardwareConfig:
 
 @dataclass
 class TrainingConfig:
+    """The whole run.
+
+    Attributes:
+        seed: the run's seed. ``environment.seed`` (episode sampling, the booking agent's per-episode seeds) and
+            ``ppo.seed`` (policy sampling, mini-batch order) derive from it unless set explicitly, as do the replay
+            buffers' draws and torch/numpy/python RNGs. The objectives and their train/held-out split are data, fixed
+            by ``environment.objectives_seed``, so runs with different seeds are evaluated on the same held-out set.
+    """
+
     environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
     model: PolicyModelConfig = field(default_factory=PolicyModelConfig)
     ppo: TrainingPPOConfig = field(default_factory=TrainingPPOConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
-    reward: RewardConfig = field(default_factory=RewardConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.environment.reward = self.reward  # one reward config, set in its own section
+        if self.environment.seed is None:
+            self.environment.seed = self.seed
+        if self.ppo.seed is None:
+            self.ppo.seed = self.seed
+
+    @property
+    def reward(self):
+        """The reward configuration (it lives in ``environment.reward``: the environment computes rewards)."""
+        return self.environment.reward
 
 
 def _check_type(value: Any, annotation: Any, key: str) -> Any:
@@ -269,8 +288,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"--config: {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     for assignment in overrides or []:
         _set_override(data, assignment)
-    if "reward" in data.get("environment", {}):
-        raise ConfigError("environment.reward: set rewards in the top-level reward section")
+    if isinstance(data, dict) and "reward" in data:
+        raise ConfigError("reward: the reward section lives under environment (environment.reward)")
     config = _build(TrainingConfig, data, "")
     _check_files(config)
     return config
@@ -288,10 +307,8 @@ def _check_files(config: TrainingConfig) -> None:
 
 
 def config_to_dict(config: TrainingConfig) -> dict[str, Any]:
-    """The resolved config as plain data (the reward config appears once, in its own section)."""
-    data = dataclasses.asdict(config)
-    data["environment"].pop("reward", None)
-    return data
+    """The resolved config as plain data (derived seeds written out, so the file reproduces the run)."""
+    return dataclasses.asdict(config)
 
 
 def save_config(config: TrainingConfig, path: str | Path) -> None:

@@ -75,10 +75,12 @@ def load_auto_user(model: str, config):
 def evaluation_objectives(config, episodes: int, seeds: int, objectives_file: str | None) -> list:
     """The first ``ceil(episodes / seeds)`` held-out (or file) objectives; ValueError when there are fewer, since
     repeating one would count its runs twice in pass^k."""
-    from environment.objectives import load_objectives_jsonl
-    from training.loop import load_objectives
+    from environment.objectives import load_objectives, load_objectives_jsonl
 
-    objectives = load_objectives_jsonl(objectives_file) if objectives_file else load_objectives(config)[1]
+    if objectives_file:
+        objectives = load_objectives_jsonl(objectives_file)
+    else:
+        objectives = load_objectives(config.environment, config.evaluation.eval_objectives_file)[1]
     needed = math.ceil(episodes / seeds)
     if needed > len(objectives):
         raise ValueError(f"--episodes {episodes} with --seeds {seeds} needs {needed} objectives, "
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--episodes and --seeds must be >= 1")
     from training.config import ConfigError, load_config
 
-    overrides = args.overrides + ([f"reward.objective={args.mode}"] if args.mode else [])
+    overrides = args.overrides + ([f"environment.reward.objective={args.mode}"] if args.mode else [])
     try:
         config = load_config(args.config, overrides)
     except ConfigError as exc:

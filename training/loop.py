@@ -19,12 +19,13 @@ from accelerate.utils import set_seed
 
 from agents.auto_user.models import resolve_model
 from environment.conversation import BookingConversationEnvironment
-from environment.objectives import Objective, generate_objectives, load_objectives_jsonl, split_objectives
+from environment.objectives import Objective
+from environment.objectives import load_objectives as load_environment_objectives
 from training import checkpoint as ckpt
 from training.buffers import DualReplayBuffer, TurnSample
 from training.config import TrainingConfig, save_config
 from training.credit import turn_scores
-from training.metrics import episode_metrics, hallucination_kind_counts
+from training.metrics import episode_metrics, hallucination_kind_counts, sample_conversations
 from training.ppo import PolicyWithValueHead, PPOTrainer
 from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
 
@@ -55,26 +56,13 @@ def setup_logging(output_dir: Path, is_main: bool, debug: bool) -> Path | None:
 
 
 def load_objectives(config: TrainingConfig) -> tuple[list[Objective], list[Objective]]:
-    """Seeded train/eval split of generated objectives (JSONL files replace either side); all of the held-out side
-    (in-training evaluation takes the first ``evaluation.eval_objectives``, training/evaluate.py as many as needed)."""
-    from database.build import ensure_database
-
-    env = config.environment
-    dataset = generate_objectives(ensure_database(env.db_path, env.db_seed), env.num_objectives, env.seed,
-                                  env.infeasible_fraction)
-    train, held_out = split_objectives(dataset, env.eval_fraction, env.seed)
-    train_objectives = [Objective.from_dict(r) for r in train]
-    eval_objectives = [Objective.from_dict(r) for r in held_out]
-    if env.objectives_file:
-        train_objectives = load_objectives_jsonl(env.objectives_file)
-    if config.evaluation.eval_objectives_file:
-        eval_objectives = load_objectives_jsonl(config.evaluation.eval_objectives_file)
-    return train_objectives, eval_objectives
+    """The run's (training, held-out) objectives (see ``environment.objectives.load_objectives``)."""
+    return load_environment_objectives(config.environment, config.evaluation.eval_objectives_file)
 
 
 def to_samples(record: EpisodeRecord, turn_gamma: float) -> list[TurnSample]:
     """One sample per user turn of an episode, scored by ``training.credit.turn_scores``."""
-    scores = turn_scores(record.step_rewards, record.info["episode_reward"], turn_gamma)
+    scores = turn_scores(record.step_rewards, record.info["terminal_reward"], turn_gamma)
     return [TurnSample(query.tolist(), response.tolist(), float(score))
             for query, response, score in zip(record.queries, record.responses, scores, strict=True)]
 
@@ -168,10 +156,7 @@ class TrainingRun:
         })
         metrics["hallucination_kinds"] = hallucination_kind_counts(records)
         metrics["episode_lengths"] = [len(r.responses) for r in records]
-        if records and self.is_main:
-            sample = records[0]
-            logger.info("sample conversation (%s):\n%s", sample.objective.text,
-                        "\n".join(f"  {m.role}: {m.text}" for m in sample.transcript))
+        metrics["sample_conversations"] = sample_conversations(records, cfg.logging.sample_conversations)
         return metrics
 
     def _equalize(self, batch: list[TurnSample]) -> list[TurnSample]:
@@ -261,6 +246,9 @@ class TrainingRun:
             if isinstance(value, int | float) and name != "epoch":
                 self.writer.add_scalar(name, value, epoch)
         self.writer.add_text("architecture", metrics["architecture"], epoch)
+        for index, text in enumerate(metrics.get("sample_conversations", [])):
+            logger.info("sample conversation %d of epoch %d:\n%s", index + 1, epoch, text)
+            self.writer.add_text(f"sample_conversations/{index + 1}", text.replace("\n", "  \n"), epoch)
         self.writer.flush()
         path = self.output_dir / "training_metrics.json"
         history = json.loads(path.read_text()) if path.exists() else []

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from environment.rewards import is_role_confused, words
 from training.rollout import EpisodeRecord
 
-REWARD_COMPONENTS = ("length", "naturalness", "polite_ending", "progress", "goal_drift", "booking_stage")
-
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
@@ -44,10 +42,28 @@ def episode_metrics(records: Sequence[EpisodeRecord]) -> dict[str, float]:
         "env/distinct_1": distinct_n(user_messages, 1),
         "env/distinct_2": distinct_n(user_messages, 2),
     }
-    for name in REWARD_COMPONENTS:
-        metrics[f"env/reward/{name}"] = _mean([c[name] for r in records for c in r.reward_components])
+    for name in sorted({name for r in records for c in r.reward_components for name in c}):  # what the env reports
+        metrics[f"env/reward/{name}"] = _mean([c[name] for r in records for c in r.reward_components if name in c])
     return metrics
 
 
 def hallucination_kind_counts(records: Sequence[EpisodeRecord]) -> dict[str, int]:
     return dict(Counter(kind for r in records for kind, _ in r.info["hallucinations"]))
+
+
+def render_conversation(record: EpisodeRecord) -> str:
+    """A finished conversation as readable text: objective, outcome, the turns, and every exposed hallucination."""
+    info = record.info
+    outcome = "success" if info.get("success") else "no verified booking"
+    lines = [f"objective: {record.objective.text}",
+             f"outcome: {outcome} | reward {info.get('episode_reward', float('nan')):.3f} | "
+             f"verifier {info.get('verifier_score', float('nan')):.2f}"]
+    lines += [f"  {message.role}: {message.text}" for message in record.transcript]
+    lines += [f"  !! HALLUCINATION EXPOSED ({kind}): {reason}" for kind, reason in info.get("hallucinations", [])]
+    return "\n".join(lines)
+
+
+def sample_conversations(records: Sequence[EpisodeRecord], count: int) -> list[str]:
+    """``count`` rendered conversations, those that exposed a hallucination first."""
+    ordered = sorted(records, key=lambda record: not record.hallucinated)  # stable: rollout order otherwise
+    return [render_conversation(record) for record in ordered[:count]]

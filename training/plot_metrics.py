@@ -17,11 +17,15 @@ PANELS = [
     ("PPO losses", [("ppo/loss/policy", "policy"), ("ppo/loss/value", "value"), ("ppo/loss/total", "total")], None),
     ("KL to reference", [("objective/kl", "KL (nats/sequence)"), ("objective/kl_coef", "KL coefficient")], None),
     ("Policy entropy", [("ppo/policy/entropy", "entropy (nats/token)")], None),
-    ("Immediate reward terms", [("env/reward/length", "length"), ("env/reward/naturalness", "naturalness"),
-                                ("env/reward/progress", "progress"), ("env/reward/goal_drift", "goal drift"),
-                                ("env/reward/polite_ending", "polite ending"),
-                                ("env/reward/booking_stage", "booking stage")], None),
+    ("Immediate reward terms", [], None),  # one line per env/reward/<term> the run logged (see reward_term_series)
 ]
+REWARD_TERM_PREFIX = "env/reward/"
+
+
+def reward_term_series(history: list[dict]) -> list[tuple[str, str]]:
+    """(metric, label) for every immediate reward term the environment reported, in first-seen order."""
+    names = dict.fromkeys(key for record in history for key in record if key.startswith(REWARD_TERM_PREFIX))
+    return [(key, key.removeprefix(REWARD_TERM_PREFIX).replace("_", " ")) for key in names]
 
 
 def plot_training_metrics(output_dir: str | Path) -> Path:
@@ -37,6 +41,7 @@ def plot_training_metrics(output_dir: str | Path) -> Path:
     figure, axes = plt.subplots(2, 4, figsize=(20, 8.5))
     axes = axes.ravel()
     for axis, (title, series, ylim) in zip(axes, PANELS, strict=False):
+        series = series or reward_term_series(history)
         for key, label in series:
             points = [(e, r[key]) for e, r in zip(epochs, history, strict=True)
                       if isinstance(r.get(key), int | float) and math.isfinite(r[key])]

@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no such file or directory {args.model}", file=sys.stderr)
         return 2
     from environment.conversation import BookingConversationEnvironment
+    from environment.objectives import load_objectives
     from training.evaluate import load_auto_user
-    from training.loop import load_objectives
 
     agent = load_auto_user(args.model, config)
-    _, held_out = load_objectives(config)
+    _, held_out = load_objectives(config.environment, config.evaluation.eval_objectives_file)
     objectives = [o for o in held_out if o.feasible][: args.objectives]
     env = BookingConversationEnvironment(config.environment, worker_id=200, tokenizer=agent.tokenizer)
     loop = asyncio.new_event_loop()

@@ -31,7 +31,6 @@ class EpisodeRecord:
     step_rewards: list[float] = field(default_factory=list)
     reward_components: list[dict[str, float]] = field(default_factory=list)
     state_complete: list[bool] = field(default_factory=list)
-    role_confused: list[bool] = field(default_factory=list)
     transcript: list[Message] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     truncated: bool = False
@@ -106,7 +105,6 @@ class RolloutCollector:
                 record.responses.append(response)
                 record.step_rewards.append(result.reward)
                 record.reward_components.append(result.info["reward_components"])
-                record.role_confused.append(result.info["role_confused"])
                 record.state_complete.append(is_complete)
                 if result.done or result.truncated:
                     record.info, record.truncated = result.info, result.truncated

@@ -1,5 +1,7 @@
 """The fixed booking agent (never trained): rule-based by default, or any OpenAI-compatible LLM."""
 
+from datetime import date
+
 from agents.booking.base import (
     HALLUCINATION_KINDS,
     AgentTurn,
@@ -7,17 +9,19 @@ from agents.booking.base import (
     BookingAgentConfig,
     InjectedHallucination,
     Message,
+    OpenAIAgentConfig,
+    RuleAgentConfig,
 )
 from agents.booking.rule_agent import RuleBookingAgent
 
 __all__ = ["HALLUCINATION_KINDS", "AgentTurn", "BookingAgent", "BookingAgentConfig", "InjectedHallucination",
-           "Message", "RuleBookingAgent", "make_booking_agent"]
+           "Message", "OpenAIAgentConfig", "RuleAgentConfig", "RuleBookingAgent", "make_booking_agent"]
 
 
-def make_booking_agent(config: BookingAgentConfig, tools, today=None) -> BookingAgent:
-    """The agent for ``config.backend`` over a tool client."""
+def make_booking_agent(config: BookingAgentConfig, tools, today: date) -> BookingAgent:
+    """The agent for ``config.backend`` over a tool client; ``today`` is the database's today."""
     if config.backend == "openai":
         from agents.booking.openai_agent import OpenAIBookingAgent
 
-        return OpenAIBookingAgent(tools, config, today=today)
-    return RuleBookingAgent(tools, config, today=today)
+        return OpenAIBookingAgent(tools, today, config.openai)
+    return RuleBookingAgent(tools, today, config.rule)

@@ -37,34 +37,49 @@ class AgentTurn:
 
 
 @dataclass
-class BookingAgentConfig:
-    """Configuration of the fixed booking agent.
+class RuleAgentConfig:
+    """``environment.agent.rule``: the deterministic slot-filling agent and its behaviour-triggered hallucinations.
 
     Attributes:
-        backend: "rule" (deterministic slot-filling agent, the default) or "openai" (any OpenAI-compatible
-            chat-completions server that gets the MCP tools as function tools).
-        transport: how the agent reaches the database tools: "inprocess" (fast) or "mcp" (a real MCP server
-            subprocess over stdio per environment).
-        p_phantom_confirmation: rule backend; probability that a pressuring user ("just book it", "hurry") before
-            the details are settled gets a claimed booking with an invented code and no book_flight call.
+        p_phantom_confirmation: probability that a pressuring user ("just book it", "hurry") before the details
+            are settled gets a claimed booking with an invented code and no book_flight call.
         p_stale_details: probability that a change of date/cabin/flight/passengers after a search is acknowledged
             but the old choice is what gets booked (the confirmation states the new details).
         p_invented_price: probability that a discount or price-match request gets a lower price stated than the
             one charged.
         p_phantom_flight: probability that a flight number that does not exist is said to be available.
         max_options: flights offered per search.
-        seed: seeds the agent's RNG (reset per episode with the episode seed).
-        base_url, model, api_key_env, timeout_seconds, max_retries, temperature, max_tool_rounds: openai backend.
     """
 
-    backend: Literal["rule", "openai"] = "rule"
-    transport: Literal["inprocess", "mcp"] = "inprocess"
     p_phantom_confirmation: float = 0.5
     p_stale_details: float = 0.5
     p_invented_price: float = 0.5
     p_phantom_flight: float = 0.6
     max_options: int = 3
-    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("p_phantom_confirmation", "p_stale_details", "p_invented_price", "p_phantom_flight"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if self.max_options < 1:
+            raise ValueError(f"max_options must be >= 1, got {self.max_options}")
+
+
+@dataclass
+class OpenAIAgentConfig:
+    """``environment.agent.openai``: any OpenAI-compatible chat-completions server with the tools as functions.
+
+    Attributes:
+        base_url: the server's API root (``.../v1``).
+        model: the model name sent with each request.
+        api_key_env: environment variable holding the API key (unset: no Authorization header).
+        timeout_seconds: per-request timeout.
+        max_retries: retries of a failed request (connection errors, 429 and 5xx) before the episode ends as an error.
+        temperature: sampling temperature of the agent model.
+        max_tool_rounds: tool-call rounds per agent reply before it must answer in text.
+    """
+
     base_url: str = "http://localhost:8000/v1"
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"
@@ -73,17 +88,32 @@ class BookingAgentConfig:
     temperature: float = 0.0
     max_tool_rounds: int = 4
 
+
+@dataclass
+class BookingAgentConfig:
+    """``environment.agent``: which booking agent the auto-user talks to, and how it reaches the database.
+
+    Attributes:
+        backend: "rule" (deterministic slot-filling agent, the default) or "openai" (any OpenAI-compatible
+            chat-completions server that gets the MCP tools as function tools).
+        transport: how the agent reaches the database tools: "inprocess" (fast) or "mcp" (a real MCP server
+            subprocess over stdio per environment).
+        rule: settings of the rule backend.
+        openai: settings of the openai backend.
+
+    The agent's randomness is seeded by the environment with each episode's seed.
+    """
+
+    backend: Literal["rule", "openai"] = "rule"
+    transport: Literal["inprocess", "mcp"] = "inprocess"
+    rule: RuleAgentConfig = field(default_factory=RuleAgentConfig)
+    openai: OpenAIAgentConfig = field(default_factory=OpenAIAgentConfig)
+
     def __post_init__(self) -> None:
         if self.backend not in ("rule", "openai"):
             raise ValueError(f"backend must be 'rule' or 'openai', got {self.backend!r}")
         if self.transport not in ("inprocess", "mcp"):
             raise ValueError(f"transport must be 'inprocess' or 'mcp', got {self.transport!r}")
-        for name in ("p_phantom_confirmation", "p_stale_details", "p_invented_price", "p_phantom_flight"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-        if self.max_options < 1:
-            raise ValueError(f"max_options must be >= 1, got {self.max_options}")
 
 
 class BookingAgent(Protocol):

@@ -20,10 +20,9 @@ from typing import Any
 
 import httpx2 as httpx  # the HTTP client mcp 2.x is built on; the same API as httpx
 
-from agents.booking.base import AgentTurn, BookingAgentConfig, Message
+from agents.booking.base import AgentTurn, Message, OpenAIAgentConfig
 from agents.tool_client import ToolCall, ToolClient, ToolResult
 from database import FlightTools
-from database.build import TODAY
 
 SYSTEM_PROMPT = """You are a flight booking assistant for an airline. Today is {today}.
 You know nothing about flights, seats, prices or bookings except what the tools return: never invent flight \
@@ -117,17 +116,17 @@ class OpenAIBookingAgent:
         today: the date the model is told it is (the database's "today" by default).
     """
 
-    def __init__(self, tools: ToolClient, config: BookingAgentConfig | None = None, today: date | None = None):
+    def __init__(self, tools: ToolClient, today: date, config: OpenAIAgentConfig | None = None):
         self.tools = tools
-        self.config = config or BookingAgentConfig(backend="openai")
-        self.today = today or TODAY
+        self.config = config or OpenAIAgentConfig()
+        self.today = today
         self.url = self.config.base_url.rstrip("/") + "/chat/completions"
         self.tool_specs = [tool_schema(name) for name in tools.tool_names() if hasattr(FlightTools, name)]
         self.system_prompt = SYSTEM_PROMPT.format(today=self.today.isoformat())
-        self.reset(self.config.seed)
+        self.reset(0)
 
     def reset(self, seed: int | None = None) -> None:
-        self.seed = self.config.seed if seed is None else seed
+        self.seed = 0 if seed is None else seed
         # history index of an agent reply -> (its text, the tool-call messages that produced it)
         self._exchanges: dict[int, tuple[str, list[dict[str, Any]]]] = {}
 

@@ -19,7 +19,7 @@ import string
 from datetime import date
 from typing import Any
 
-from agents.booking.base import AgentTurn, BookingAgentConfig, InjectedHallucination, Message
+from agents.booking.base import AgentTurn, InjectedHallucination, Message, RuleAgentConfig
 from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, ToolClient, ToolResult
 
@@ -39,16 +39,16 @@ def _pax(count: int) -> str:
 class RuleBookingAgent:
     """Slot-filling booking agent. One instance serves one conversation at a time; ``reset`` starts a new one."""
 
-    def __init__(self, tools: ToolClient, config: BookingAgentConfig | None = None, today: date | None = None):
+    def __init__(self, tools: ToolClient, today: date, config: RuleAgentConfig | None = None):
         self.tools = tools
-        self.config = config or BookingAgentConfig()
-        self.today = today or date(2026, 12, 1)
+        self.config = config or RuleAgentConfig()
+        self.today = today
         self._airports: dict[str, str] | None = None
         self._cities: dict[str, str] = {}
-        self.reset(self.config.seed)
+        self.reset(0)
 
     def reset(self, seed: int | None = None) -> None:
-        self.rng = random.Random(self.config.seed if seed is None else seed)
+        self.rng = random.Random(0 if seed is None else seed)
         self.slots: dict[str, Any] = {}
         self.results: list[dict[str, Any]] = []  # the last search's offered flights
         self.searched: dict[str, Any] = {}  # the slots of the last search
@@ -94,10 +94,11 @@ class RuleBookingAgent:
             return f"Sorry, I didn't catch that. Could you tell me {self._next_question()}?"
         parsed = parse_message(user_text, self._airports or {}, self.today, answering)
 
-        if parsed.cancel and self.booking and self.booking["status"] == "booked":
+        booked = bool(self.booking and self.booking["status"] == "booked")
+        if parsed.cancel and booked:
             return await self._cancel()
-        if (parsed.goodbye or parsed.give_up or parsed.cancel) and not parsed.slots() and not parsed.confirm:
-            if self.booking and self.booking["status"] == "booked":
+        if parsed.ends_conversation(booked):
+            if booked:
                 return f"You're all set with booking {self.booking['confirmation_code']}. Have a great trip, goodbye!"
             return "No problem, nothing has been booked. Have a good day, goodbye!"
 

@@ -6,7 +6,7 @@ The field docs below are the reference for every option, in the style of TRL's `
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["GPT2_LORA_TARGETS", "LLAMA_LORA_TARGETS", "ModelConfig", "PPOConfig", "default_lora_targets"]
 
@@ -130,9 +130,6 @@ class PPOConfig:
             AdamW learning rate for the trainable parameters (LoRA or all weights, plus the value head).
         weight_decay (`float`, defaults to `0.0`):
             AdamW weight decay.
-        batch_size (`int`, defaults to `8`):
-            Nominal number of (query, response, score) samples per `step`. `step` accepts any size; this is used to
-            validate the mini-batch layout and for the adaptive KL horizon.
         mini_batch_size (`int`, defaults to `4`):
             Samples per forward/backward pass.
         gradient_accumulation_steps (`int`, defaults to `1`):
@@ -169,16 +166,13 @@ class PPOConfig:
             weights, value head and optimizer state are restored exactly. `None` disables.
         whiten_advantages (`bool`, defaults to `True`):
             Normalise advantages to zero mean and unit variance over the batch's response tokens.
-        seed (`int`, defaults to `0`):
-            Seed for sampling in `generate` and for mini-batch shuffling.
-        mixed_precision (`str`, defaults to `"no"`):
-            Passed to the `accelerate.Accelerator` that the trainer creates when none is given
-            (`"no"`, `"fp16"`, `"bf16"`).
+        seed (`int` or `None`, defaults to `None`):
+            Seed for sampling in `generate` and for mini-batch shuffling. `None`: the training run's top-level
+            `seed` (0 for a trainer built on its own).
     """
 
     learning_rate: float = 1.41e-5
     weight_decay: float = 0.0
-    batch_size: int = 8
     mini_batch_size: int = 4
     gradient_accumulation_steps: int = 1
     ppo_epochs: int = 4
@@ -196,20 +190,15 @@ class PPOConfig:
     target_kl: float | None = 0.1
     max_kl: float | None = 1.0
     whiten_advantages: bool = True
-    seed: int = 0
-    mixed_precision: str = field(default="no")
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", self.learning_rate,
                  "a finite number > 0")
         _require(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
-        _require(self.batch_size > 0, "batch_size", self.batch_size, "> 0")
         _require(self.mini_batch_size > 0, "mini_batch_size", self.mini_batch_size, "> 0")
         _require(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps",
                  self.gradient_accumulation_steps, "> 0")
-        backward = self.mini_batch_size * self.gradient_accumulation_steps
-        _require(self.batch_size % backward == 0, "batch_size", self.batch_size,
-                 f"a multiple of mini_batch_size * gradient_accumulation_steps = {backward}")
         _require(self.ppo_epochs > 0, "ppo_epochs", self.ppo_epochs, "> 0")
         _require(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
         _require(0.0 <= self.lam <= 1.0, "lam", self.lam, "in [0, 1]")
@@ -226,5 +215,3 @@ class PPOConfig:
         _require(self.max_kl is None or self.max_kl > 0, "max_kl", self.max_kl, "None or > 0")
         if self.target_kl is not None and self.max_kl is not None:
             _require(self.max_kl >= self.target_kl, "max_kl", self.max_kl, f">= target_kl ({self.target_kl})")
-        _require(self.mixed_precision in ("no", "fp16", "bf16"), "mixed_precision", self.mixed_precision,
-                 "one of ('no', 'fp16', 'bf16')")

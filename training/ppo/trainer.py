@@ -65,7 +65,7 @@ class PPOTrainer:
         self.config = ppo_config
         if accelerator is None:
             cuda = torch.cuda.is_available()
-            accelerator = Accelerator(cpu=not cuda, mixed_precision=ppo_config.mixed_precision if cuda else "no")
+            accelerator = Accelerator(cpu=not cuda)
         self.accelerator = accelerator
         if policy is None:
             policy = PolicyWithValueHead.from_config(model_config, device=accelerator.device)
@@ -81,7 +81,7 @@ class PPOTrainer:
         else:
             self.kl_ctl = FixedKLController(ppo_config.init_kl_coef)
         self.step_count = 0
-        seed = ppo_config.seed + 1000 * accelerator.process_index  # different samples on each process
+        seed = (ppo_config.seed or 0) + 1000 * accelerator.process_index  # different samples on each process
         self._sample_rng = torch.Generator().manual_seed(seed)
         self._shuffle_rng = torch.Generator().manual_seed(seed + 1)
         self._stop_ids: list[int] | None = None
