@@ -54,12 +54,19 @@ class BookingConversationEnvironment:
         config: environment configuration.
         objectives: objectives to sample from on ``reset()`` when none is given.
         worker_id: distinguishes this environment's database working copy from its neighbours'.
-        tokenizer: needed for ``state_template="chat"`` (its chat template renders the state).
+        tokenizer: the policy's tokenizer; needed for ``state_template="chat"`` (its chat template renders the state)
+            and to fit states into ``max_state_tokens``.
+        max_state_tokens: the policy's prompt budget in tokens (its ``max_query_length``). A longer state drops whole
+            history messages, oldest first, until it fits, so the objective, booking context, turn and latest message
+            (the head and the end of the state) are never cut. ``None``: no limit.
     """
 
     def __init__(self, config: EnvironmentConfig, objectives: list[Objective] | None = None, worker_id: int = 0,
-                 tokenizer: Any = None):
+                 tokenizer: Any = None, max_state_tokens: int | None = None):
+        if max_state_tokens is not None and tokenizer is None:
+            raise ValueError("max_state_tokens needs the policy's tokenizer to count tokens")
         self.config = config
+        self.max_state_tokens = max_state_tokens
         self.objectives = list(objectives or [])
         self.worker_id = worker_id
         self.tokenizer = tokenizer
@@ -178,8 +185,46 @@ class BookingConversationEnvironment:
 
     # -- the policy's view ---------------------------------------------------------------------------------------
     def format_state(self, state: ConversationState | None = None) -> str:
-        """The complete Markovian state string: objective, recent history, booking context, turn, and the prompt."""
+        """The complete Markovian state string: objective, booking context, turn, recent history and the prompt.
+
+        At most ``history_window`` recent messages; with ``max_state_tokens``, old messages are dropped (oldest first)
+        until the state fits, and a latest message that alone would not fit is shortened in its middle.
+        """
         state = state or self.state
+        recent = list(state.history[-self.config.history_window:])
+        text = self._render(state, recent)
+        if self.max_state_tokens is None:
+            return text
+        while len(recent) > 1 and self.count_tokens(text) > self.max_state_tokens:
+            recent.pop(0)
+            text = self._render(state, recent)
+        if recent and self.count_tokens(text) > self.max_state_tokens:
+            text = self._fit_latest_message(state, recent[-1])
+        return text
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as the policy encodes a state (no special tokens added)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def state_is_complete(self, text: str) -> bool:
+        """The state holds the objective, the latest message and the turn, and fits the policy's token budget."""
+        fits = self.max_state_tokens is None or self.count_tokens(text) <= self.max_state_tokens
+        return fits and state_is_complete(self.state, text)
+
+    def _fit_latest_message(self, state: ConversationState, latest: Message) -> str:
+        """The state with only the latest message, shortened in its middle to the longest length that fits."""
+        low, high = 0, len(latest.text)
+        best = self._render(state, [Message(latest.role, "")])
+        while low <= high:
+            keep = (low + high) // 2
+            text = self._render(state, [Message(latest.role, _clip_middle(latest.text, keep))])
+            if self.count_tokens(text) <= self.max_state_tokens:
+                best, low = text, keep + 1
+            else:
+                high = keep - 1
+        return best
+
+    def _render(self, state: ConversationState, recent: list[Message]) -> str:
         context = state.booking_context
         parts = [context[key] for key in ("search", "booking") if key in context]
         if "booking_status" in context:
@@ -187,7 +232,6 @@ class BookingConversationEnvironment:
         context_text = "; ".join(parts) if parts else "nothing searched or booked yet"
         fields = {"objective": state.objective.text, "context": context_text, "turn": state.turn + 1,
                   "max_turns": self.config.max_conversation_length}
-        recent = state.history[-self.config.history_window:]
         if self.config.state_template == "chat":
             messages = [{"role": "system", "content": self.config.system_template.format(**fields)}]
             messages += [{"role": "assistant" if m.role == "user" else "user", "content": m.text} for m in recent]
@@ -216,6 +260,15 @@ def _airport_lookup_for(path: Path) -> dict[str, str]:
 
 
 def state_is_complete(state: ConversationState, text: str) -> bool:
-    """Whether a state string carries the objective, the latest history message and the turn number."""
+    """Whether a state string carries the objective, the start of the latest history message and the turn number."""
     latest = state.history[-1].text if state.history else ""
-    return state.objective.text in text and latest[:200] in text and f"Turn: {state.turn + 1}" in text
+    return state.objective.text in text and latest[:100] in text and f"Turn: {state.turn + 1}" in text
+
+
+def _clip_middle(text: str, length: int) -> str:
+    """``text`` cut to about ``length`` characters by replacing its middle with " ... "."""
+    if len(text) <= length:
+        return text
+    head = max(0, length - length // 3)
+    tail = max(0, length - head)
+    return text[:head] + " ... " + (text[-tail:] if tail else "")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.booking import BookingAgentConfig, RuleAgentConfig
+from agents.auto_user.models import load_tokenizer
+from agents.booking import BookingAgentConfig, Message, RuleAgentConfig
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment, state_is_complete
 from environment.objectives import Objective, generate_objectives, load_objectives_jsonl, split_objectives
@@ -323,3 +324,59 @@ def test_yes_accepts_the_only_flight_on_offer(template_db, tmp_path, objectives)
     assert outcomes["booked"]
     several = [value for key, value in outcomes.items() if isinstance(key, int) and key > 1]
     assert several and all(selected is None for selected, _ in several)
+
+
+@pytest.mark.parametrize("template", ["plain", "chat"])
+def test_long_states_drop_old_messages_and_keep_their_head(template_db, tmp_path, objectives, template) -> None:
+    """A conversation far longer than the token budget: every state fits, and none loses the objective, the booking
+    context, the turn or the latest message (checked on the tokens the policy receives)."""
+    from agents.auto_user.generation import encode_query
+    from agents.auto_user.models import resolve_model
+
+    tokenizer = load_tokenizer(resolve_model("tiny-llama", tmp_path / "models"))
+    budget = 300
+    config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), max_conversation_length=12,
+                               history_window=20, state_template=template)
+    objective = feasible(objectives)
+    chatty = [f"{line} Also, I have a long story about my trip that I want to tell you in great detail today."
+              for line in happy_path(objective)[:4]] * 3
+
+    async def run() -> list[tuple[str, bool, int]]:
+        env = BookingConversationEnvironment(config, tokenizer=tokenizer, max_state_tokens=budget)
+        unlimited = BookingConversationEnvironment(config, worker_id=1, tokenizer=tokenizer)
+        env.reset(objective=objective, seed=0)
+        unlimited.reset(objective=objective, seed=0)
+        seen = []
+        for message in chatty:
+            step = await env.step(message)
+            await unlimited.step(message)
+            if step.done or step.truncated:
+                break
+            state = env.format_state()
+            policy_sees = tokenizer.decode(encode_query(tokenizer, state, budget))
+            seen.append((policy_sees, env.state_is_complete(state), env.count_tokens(unlimited.format_state())))
+            assert "Booking context:" in policy_sees or "Booking context:" in state
+        await env.aclose()
+        await unlimited.aclose()
+        return seen, env.state
+
+    seen, state = asyncio.run(run())
+    assert max(untrimmed for _, _, untrimmed in seen) > 2 * budget  # the test really overflows
+    for policy_sees, complete, _ in seen:
+        assert complete
+        assert objective.text in policy_sees and "Booking context:" in policy_sees
+    assert state.history[-1].text[:100] in seen[-1][0]
+
+
+def test_a_huge_latest_message_is_shortened_not_the_head(template_db, tmp_path, objectives) -> None:
+    from agents.auto_user.models import resolve_model
+
+    tokenizer = load_tokenizer(resolve_model("tiny-gpt2", tmp_path / "models"))
+    env = BookingConversationEnvironment(EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path)),
+                                         tokenizer=tokenizer, max_state_tokens=200)
+    objective = feasible(objectives)
+    env.reset(objective=objective, seed=0)
+    env.state.history.append(Message("agent", "Let me explain our policies. " * 400))
+    state = env.format_state()
+    assert env.count_tokens(state) <= 200 and objective.text in state and state.rstrip().endswith("User:")
+    asyncio.run(env.aclose())

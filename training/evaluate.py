@@ -96,7 +96,8 @@ def evaluate_model(model: str, config, episodes: int, seeds: int, objectives: li
     agent = load_auto_user(model, config)
     name = agent.config.model_name
     plan = [(objective, 50_000 + seed) for objective in objectives for seed in range(seeds)][:episodes]
-    envs = [BookingConversationEnvironment(config.environment, worker_id=100 + i, tokenizer=agent.tokenizer)
+    envs = [BookingConversationEnvironment(config.environment, worker_id=100 + i, tokenizer=agent.tokenizer,
+                                           max_state_tokens=config.model.max_query_length)
             for i in range(config.ppo.num_envs)]
     calls = iter(range(10**9))
     collector = RolloutCollector(envs, lambda prompts: agent.generate(prompts, seed=config.seed + next(calls)))

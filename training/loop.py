@@ -95,7 +95,8 @@ class TrainingRun:
         self.eval_objectives = held_out[: config.evaluation.eval_objectives]
         base_worker = self.accelerator.process_index * config.ppo.num_envs
         self.envs = [BookingConversationEnvironment(config.environment, worker_id=base_worker + i,
-                                                    tokenizer=self.trainer.tokenizer)
+                                                    tokenizer=self.trainer.tokenizer,
+                                                    max_state_tokens=config.model.max_query_length)
                      for i in range(config.ppo.num_envs)]
         self.collector = RolloutCollector(self.envs, self._generate)
         self.buffers = DualReplayBuffer(config.buffer.buffer_size, config.buffer.adversarial_ratio, config.seed)

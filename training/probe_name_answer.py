@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     agent = load_auto_user(args.model, config)
     _, held_out = load_objectives(config.environment, config.evaluation.eval_objectives_file)
     objectives = [o for o in held_out if o.feasible][: args.objectives]
-    env = BookingConversationEnvironment(config.environment, worker_id=200, tokenizer=agent.tokenizer)
+    env = BookingConversationEnvironment(config.environment, worker_id=200, tokenizer=agent.tokenizer,
+                                         max_state_tokens=config.model.max_query_length)
     loop = asyncio.new_event_loop()
     try:
         states = loop.run_until_complete(name_question_states(env, objectives))

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from agents.booking import Message
-from environment.conversation import BookingConversationEnvironment, state_is_complete
+from environment.conversation import BookingConversationEnvironment
 from environment.objectives import Objective
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class RolloutCollector:
         while active:
             slots = sorted(active)
             prompts = [self.envs[slot].format_state() for slot in slots]
-            complete = [state_is_complete(self.envs[slot].state, prompt) for slot, prompt in zip(slots, prompts,
+            complete = [self.envs[slot].state_is_complete(prompt) for slot, prompt in zip(slots, prompts,
                                                                                                   strict=True)]
             began = time.perf_counter()
             queries, responses, texts = self.generate(prompts)
