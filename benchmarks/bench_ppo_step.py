@@ -3,6 +3,11 @@
 Example:
     python benchmarks/bench_ppo_step.py --model dialogpt-small-shape --lora --batch 8 --query-len 128 \
         --response-len 32 --steps 2
+    python benchmarks/bench_ppo_step.py --model smollm2 --lora --batch 8 --query-len 256 --response-len 24 \
+        --ppo-epochs 1 --steps 2 --threads 2 --precision no bf16     # both in one run, with the ratio
+
+``--precision`` takes one or more of no|bf16|auto (``hardware.mixed_precision``); with several, each is measured on
+the same model and the line also holds ``bf16_over_no`` (update time ratio).
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from pathlib import Path
 
 import torch
 
+from agents.auto_user.models import SMOLLM2_ALIAS, resolve_model
 from agents.auto_user.tiny_models import TINY_CORPUS, build_gpt2_small_shape, build_tiny_model
 from training.ppo import ModelConfig, PPOConfig, PPOTrainer
+from training.ppo.precision import autocast_dtype, resolve_precision
 
 
 def _peak_rss_mb() -> float:
@@ -35,7 +42,7 @@ def _prompts(batch: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["tiny", "tiny-llama", "dialogpt-small-shape"], default="tiny")
+    parser.add_argument("--model", choices=["tiny", "tiny-llama", "dialogpt-small-shape", "smollm2"], default="tiny")
     parser.add_argument("--lora", action="store_true", help="train LoRA adapters (default: full fine-tuning)")
     parser.add_argument("--4bit", dest="four_bit", action="store_true", help="4-bit NF4 base weights (needs --lora)")
     parser.add_argument("--batch", type=int, default=8)
@@ -45,6 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ppo-epochs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3, help="measured iterations (after one warm-up)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--precision", nargs="+", choices=["no", "bf16", "auto"], default=["no"],
+                        help="hardware.mixed_precision setting(s) to measure")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -53,44 +62,59 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         if args.model == "dialogpt-small-shape":
             path = build_gpt2_small_shape(Path(tmp) / "model")
+        elif args.model == "smollm2":
+            path = resolve_model(SMOLLM2_ALIAS)
         else:
             path = build_tiny_model(Path(tmp) / "model", "llama" if args.model == "tiny-llama" else "gpt2")
         build_s = time.perf_counter() - t0
-        mc = ModelConfig(
-            base_model=str(path),
-            use_lora=args.lora,
-            use_quantization=args.four_bit,
-            max_query_length=args.query_len,
-            max_response_length=args.response_len,
-            stop_at_newline=False,
-        )
-        pc = PPOConfig(batch_size=args.batch, mini_batch_size=min(args.mini_batch, args.batch),
-                       ppo_epochs=args.ppo_epochs)
-        trainer = PPOTrainer(mc, pc)
-        prompts = _prompts(args.batch)
-        gen_s, step_s, gen_tokens, early = [], [], [], []
-        for i in range(args.steps + 1):  # iteration 0 is warm-up
-            t = time.perf_counter()
-            queries, responses, _ = trainer.generate(prompts)
-            t_gen = time.perf_counter() - t
-            scores = [float(r.float().mean() % 2) for r in responses]
-            t = time.perf_counter()
-            metrics = trainer.step(queries, responses, scores)
-            t_step = time.perf_counter() - t
-            if i > 0:
-                gen_s.append(t_gen)
-                step_s.append(t_step)
-                gen_tokens.append(sum(int(r.numel()) for r in responses))
-                early.append(metrics["verification/early_stop_epoch"])
-        n_trainable = sum(p.numel() for _, p in trainer.policy.trainable_named_parameters())
-        n_total = sum(p.numel() for p in trainer.policy.parameters())
+        runs = {setting: _measure(args, path, setting) for setting in args.precision}
+    result = {"bench": "ppo_step", "model": args.model, "lora": args.lora, "4bit": args.four_bit,
+              "build_s": round(build_s, 2), "torch_threads": torch.get_num_threads(), "runs": runs}
+    if "no" in runs and len(runs) > 1:
+        for setting, run in runs.items():
+            if setting != "no":
+                result[f"{setting}_over_no"] = round(run["sec_per_ppo_step"] / runs["no"]["sec_per_ppo_step"], 3)
+    print(json.dumps(result))
+    return result
+
+
+def _measure(args: argparse.Namespace, path: str | Path, precision: str = "no") -> dict:
+    """Generate + step ``args.steps`` times (after one warm-up) with ``hardware.mixed_precision = precision``."""
+    mc = ModelConfig(
+        base_model=str(path),
+        use_lora=args.lora,
+        use_quantization=args.four_bit,
+        max_query_length=args.query_len,
+        max_response_length=args.response_len,
+        stop_at_newline=False,
+    )
+    pc = PPOConfig(mini_batch_size=min(args.mini_batch, args.batch), ppo_epochs=args.ppo_epochs)
+    trainer = PPOTrainer(mc, pc)
+    mode, why = resolve_precision(precision, trainer.accelerator.device)
+    trainer.policy.autocast_dtype = autocast_dtype(mode)
+    torch.manual_seed(0)
+    prompts = _prompts(args.batch)
+    gen_s, step_s, gen_tokens, early = [], [], [], []
+    for i in range(args.steps + 1):  # iteration 0 is warm-up
+        t = time.perf_counter()
+        queries, responses, _ = trainer.generate(prompts)
+        t_gen = time.perf_counter() - t
+        scores = [float(r.float().mean() % 2) for r in responses]
+        t = time.perf_counter()
+        metrics = trainer.step(queries, responses, scores)
+        t_step = time.perf_counter() - t
+        if i > 0:
+            gen_s.append(t_gen)
+            step_s.append(t_step)
+            gen_tokens.append(sum(int(r.numel()) for r in responses))
+            early.append(metrics["verification/early_stop_epoch"])
+    n_trainable = sum(p.numel() for _, p in trainer.policy.trainable_named_parameters())
+    n_total = sum(p.numel() for p in trainer.policy.parameters())
 
     mean_gen, mean_step = sum(gen_s) / len(gen_s), sum(step_s) / len(step_s)
-    result = {
-        "bench": "ppo_step",
-        "model": args.model,
-        "lora": args.lora,
-        "4bit": args.four_bit,
+    return {
+        "precision": mode,
+        "why": why,
         "batch": args.batch,
         "mini_batch": pc.mini_batch_size,
         "query_len": int(queries[0].numel()),
@@ -107,12 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
         "trainable_params": n_trainable,
         "total_params": n_total,
         "early_stop_epochs": early,
-        "build_s": round(build_s, 2),
         "device": str(trainer.accelerator.device),
-        "torch_threads": torch.get_num_threads(),
     }
-    print(json.dumps(result))
-    return result
 
 
 if __name__ == "__main__":

@@ -148,18 +148,20 @@ class HardwareConfig:
     """``hardware`` section.
 
     Attributes:
-        mixed_precision: "no", "fp16" or "bf16" (applied only where the device supports it; CPU runs use "no").
+        mixed_precision: "auto" (bf16 where the CPU has AMX or AVX512-BF16, or the GPU supports bf16; float32
+            elsewhere), "bf16" or "no" (float32). bf16 applies to the policy's forward/backward passes in the PPO
+            update; sampling, the value head, log-softmax, advantages, KL and losses stay float32.
         cpu: force CPU even when CUDA is available.
         num_threads: torch intra-op threads (0: torch's default).
     """
 
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    mixed_precision: Literal["auto", "no", "bf16"] = "auto"
     cpu: bool = False
     num_threads: int = 0
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
+        if self.mixed_precision not in ("auto", "no", "bf16"):
+            raise ValueError(f"mixed_precision must be 'auto', 'no' or 'bf16', got {self.mixed_precision!r}")
 
 
 @dataclass

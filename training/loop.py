@@ -27,6 +27,7 @@ from training.config import TrainingConfig, save_config
 from training.credit import turn_scores
 from training.metrics import episode_metrics, hallucination_kind_counts, sample_conversations
 from training.ppo import PolicyWithValueHead, PPOTrainer
+from training.ppo.precision import autocast_dtype, resolve_precision
 from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
 
 logger = logging.getLogger("auto_user.train")
@@ -73,7 +74,7 @@ class TrainingRun:
     def __init__(self, config: TrainingConfig, resume: str | None = None, debug: bool = False):
         self.config, self.debug = config, debug
         cuda = torch.cuda.is_available() and not config.hardware.cpu
-        self.accelerator = Accelerator(cpu=not cuda, mixed_precision=config.hardware.mixed_precision if cuda else "no")
+        self.accelerator = Accelerator(cpu=not cuda)  # mixed precision: the policy's own bf16 autocast (below)
         self.is_main = self.accelerator.is_main_process
         self.output_dir = Path(config.logging.output_dir)
         self.log_path = setup_logging(self.output_dir, self.is_main, debug)
@@ -88,6 +89,9 @@ class TrainingRun:
         set_seed(config.seed + self.accelerator.process_index)
         policy = (PolicyWithValueHead.from_pretrained(resume_dir, device=self.accelerator.device) if resume_dir
                   else PolicyWithValueHead.from_config(self.model_config, device=self.accelerator.device))
+        precision, why = resolve_precision(config.hardware.mixed_precision, self.accelerator.device)
+        policy.autocast_dtype = autocast_dtype(precision)
+        logger.info("mixed precision: %s (%s)", precision, why)
         self.trainer = PPOTrainer(self.model_config, config.ppo, policy=policy, accelerator=self.accelerator)
         if self.is_main:
             save_config(config, self.output_dir / "training_config.yaml")

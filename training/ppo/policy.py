@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import asdict, fields
@@ -93,6 +94,8 @@ class PolicyWithValueHead(nn.Module):
         self.model_config = model_config
         self.tokenizer = tokenizer
         self.is_peft = hasattr(pretrained_model, "disable_adapter")
+        # bf16 autocast of the language model's training/scoring passes (None: float32); see training/ppo/precision.
+        self.autocast_dtype: torch.dtype | None = None
         hidden = pretrained_model.config.get_text_config().hidden_size
         self.value_head = nn.Linear(hidden, 1, dtype=torch.float32)
         device = next(pretrained_model.parameters()).device
@@ -146,17 +149,18 @@ class PolicyWithValueHead(nn.Module):
         """
         if position_ids is None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-        out = self.pretrained_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            output_hidden_states=True,
-            use_cache=False,
-            logits_to_keep=logits_to_keep,
-        )
+        with self._autocast(input_ids.device):
+            out = self.pretrained_model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                output_hidden_states=True,
+                use_cache=False,
+                logits_to_keep=logits_to_keep,
+            )
         hidden = out.hidden_states[-1].float()  # (B, L, H), after the final layer norm
-        values = self.value_head(hidden).squeeze(-1)  # (B, L)
-        return out.logits, values
+        values = self.value_head(hidden).squeeze(-1)  # (B, L), float32 value head outside autocast
+        return out.logits.float(), values
 
     @torch.no_grad()
     def reference_logits(
@@ -176,11 +180,18 @@ class PolicyWithValueHead(nn.Module):
             "logits_to_keep": logits_to_keep,
         }
         if self.is_peft:
-            with self.pretrained_model.disable_adapter():
-                return self.pretrained_model(**kwargs, use_cache=False).logits
+            with self.pretrained_model.disable_adapter(), self._autocast(input_ids.device):
+                return self.pretrained_model(**kwargs, use_cache=False).logits.float()
         if self.ref_model is None:
             raise RuntimeError("full fine-tuning policy has no reference model")
-        return self.ref_model(**kwargs, use_cache=False).logits
+        with self._autocast(input_ids.device):
+            return self.ref_model(**kwargs, use_cache=False).logits.float()
+
+    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the language model's passes when ``autocast_dtype`` is set (see training/ppo/precision)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
 
     @torch.no_grad()
     def reference_logprobs(
