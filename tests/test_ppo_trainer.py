@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from agents.auto_user.generation import stop_token_ids
 from agents.auto_user.tiny_models import build_tiny_model
-from training.ppo import EXPECTED_PPO_METRICS, ModelConfig, PolicyWithValueHead, PPOConfig, PPOTrainer
+from training.ppo import PPO_METRICS, TIMING_METRICS, ModelConfig, PolicyWithValueHead, PPOConfig, PPOTrainer
 from training.ppo.batching import pack
 from training.ppo.core import logprobs_from_logits
 
@@ -70,10 +70,10 @@ def test_step_returns_finite_expected_metrics(
     before = _trainable(trainer)
     for _ in range(2):
         metrics = trainer.step(*_rollout(trainer))
-    missing = set(EXPECTED_PPO_METRICS) - set(metrics)
-    assert not missing, missing
-    assert all(math.isfinite(metrics[name]) for name in EXPECTED_PPO_METRICS), metrics
-    assert metrics["verification/verified"] == 1.0
+    assert set(metrics) == set(PPO_METRICS)
+    assert all(math.isfinite(metrics[name]) for name in PPO_METRICS), metrics
+    assert metrics["update/accepted"] == 1.0
+    assert metrics["update/rolled_back_kl"] == metrics["update/rolled_back_nonfinite"] == 0.0
     after = _trainable(trainer)
     assert any(not torch.equal(before[n], after[n]) for n in before), "no trainable parameter changed"
     if use_lora:
@@ -118,14 +118,16 @@ def test_kl_guard_rejects_absurd_update_and_restores_exactly(model_dirs: dict[st
     queries, responses, scores = _rollout(trainer)
     # One sane step first so the optimizer has moment buffers to restore.
     trainer.optimizer.param_groups[0]["lr"] = 1e-4
-    assert trainer.step(queries, responses, scores)["verification/verified"] == 1.0
+    assert trainer.step(queries, responses, scores)["update/accepted"] == 1.0
     trainer.optimizer.param_groups[0]["lr"] = 10.0
     before = _trainable(trainer)
     opt_before = {k: v.clone() for k, v in trainer.optimizer.state_dict()["state"][0].items()}
     metrics = trainer.step(queries, responses, scores)
-    assert metrics["verification/verified"] == 0.0
-    assert metrics["verification/early_stop_epoch"] < pc.ppo_epochs
-    assert metrics["verification/approxkl"] > pc.max_kl
+    assert metrics["update/accepted"] == 0.0
+    assert metrics["update/rolled_back_kl"] == 1.0 and metrics["update/rolled_back_nonfinite"] == 0.0
+    assert metrics["update/early_stop_epoch"] < pc.ppo_epochs
+    assert metrics["update/epochs_completed"] == 0.0
+    assert metrics["update/approxkl"] > pc.max_kl
     after = _trainable(trainer)
     assert all(torch.equal(before[n], after[n]) for n in before)
     assert all(torch.equal(opt_before[k], v) for k, v in trainer.optimizer.state_dict()["state"][0].items())
@@ -136,8 +138,9 @@ def test_kl_guard_early_stops_before_max_kl(model_dirs: dict[str, Path]) -> None
     pc = PPOConfig(batch_size=8, mini_batch_size=4, learning_rate=3e-3, target_kl=1e-4, max_kl=None, ppo_epochs=4)
     trainer = PPOTrainer(mc, pc)
     metrics = trainer.step(*_rollout(trainer))
-    assert metrics["verification/verified"] == 1.0
-    assert metrics["verification/early_stop_epoch"] == 0.0
+    assert metrics["update/accepted"] == 1.0
+    assert metrics["update/early_stop_epoch"] == 0.0
+    assert metrics["update/epochs_completed"] == 1.0
 
 
 def test_nonfinite_loss_is_never_applied(model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,8 +157,9 @@ def test_nonfinite_loss_is_never_applied(model_dirs: dict[str, Path], monkeypatc
 
     monkeypatch.setattr(trainer_module, "clipped_policy_loss", nan_loss)
     metrics = trainer.step(*rollout)
-    assert metrics["verification/verified"] == 0.0
-    assert metrics["verification/nonfinite_steps"] >= 1.0
+    assert metrics["update/accepted"] == 0.0
+    assert metrics["update/rolled_back_nonfinite"] == 1.0 and metrics["update/rolled_back_kl"] == 0.0
+    assert math.isnan(metrics["ppo/loss/total"])  # no optimizer step ran
     after = _trainable(trainer)
     assert all(torch.equal(before[n], after[n]) for n in before)
 
@@ -272,3 +276,22 @@ def test_padding_does_not_change_logprobs_or_values(model_dirs: dict[str, Path],
     assert mask[0].tolist() == [1] * 3 + [0] * 7
     torch.testing.assert_close(batched_logp[0, :3], alone_logp[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(batched_values[0, :3], alone_values[0], atol=1e-5, rtol=1e-5)
+
+
+def test_step_times_each_phase(model_dirs: dict[str, Path]) -> None:
+    pc = PPOConfig(batch_size=8, mini_batch_size=4, learning_rate=1e-3, ppo_epochs=2, target_kl=None, max_kl=None)
+    trainer = PPOTrainer(_model_config(model_dirs["gpt2"], use_lora=True), pc)
+    metrics = trainer.step(*_rollout(trainer))
+    phases = [name for name in TIMING_METRICS if name != "time/update/total"]
+    assert all(metrics[name] > 0 for name in TIMING_METRICS), {n: metrics[n] for n in TIMING_METRICS}
+    # The phases are disjoint slices of the step, so they add up to no more than its total.
+    assert sum(metrics[name] for name in phases) <= metrics["time/update/total"]
+
+
+def test_plots_read_only_metrics_the_trainer_returns() -> None:
+    from training import plot_metrics
+
+    ppo_prefixes = ("ppo/", "objective/", "update/", "tokens/", "time/update/")
+    plotted = [name for _, series, _ in plot_metrics.PANELS for name, _ in series] + [plot_metrics.UPDATE_ACCEPTED]
+    assert [name for name in plotted if name.startswith(ppo_prefixes) and name not in PPO_METRICS] == []
+    assert {"ppo/loss/policy", "ppo/loss/value", "ppo/loss/total", "objective/kl"} <= set(plotted)

@@ -253,9 +253,10 @@ class TrainingRun:
         if not self.is_main:
             return
         logger.info(
-            "epoch %d | reward %.3f | success %.2f | hallucination %.2f | verified %d | kl %.4f | "
+            "epoch %d | reward %.3f | success %.2f | hallucination %.2f | update %s | kl %.4f | "
             "rollout %.1fs update %.1fs", epoch, metrics["env/reward_mean"], metrics["env/success_rate"],
-            metrics["env/hallucination_rate"], metrics["verification/verified"], metrics["objective/kl"],
+            metrics["env/hallucination_rate"], "kept" if metrics["update/accepted"] else "rolled back",
+            metrics["objective/kl"],
             metrics["time/rollout"], metrics["time/update"])
         for name, value in metrics.items():
             if isinstance(value, int | float) and name != "epoch":
