@@ -230,7 +230,7 @@ class TrainingRun:
                     break
             if self.is_main:
                 final = self.output_dir / "final_model"
-                self.trainer.accelerator.unwrap_model(self.trainer.model).save_pretrained(final)
+                self.trainer.save_pretrained(final)
                 logger.info("final model saved to %s", final)
                 self._plot()
             return self.output_dir

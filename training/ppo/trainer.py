@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -489,7 +490,10 @@ class PPOTrainer:
         if "shuffle_rng" in state:
             self._shuffle_rng.set_state(state["shuffle_rng"])
 
-    def save_pretrained(self, save_directory: str) -> None:
-        """Save the policy (adapter or weights, value head, tokenizer) from the main process."""
+    def save_pretrained(self, save_directory: str | Path) -> None:
+        """Save the policy (adapter or weights, value head, tokenizer) from the main process.
+
+        The one way the training loop writes `final_model/` and `checkpoint-N/` policies.
+        """
         if self.accelerator.is_main_process:
             self.accelerator.unwrap_model(self.model).save_pretrained(save_directory)
