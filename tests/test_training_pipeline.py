@@ -18,8 +18,8 @@ from training.ppo import PPO_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(REPO / "training" / "train_ppo.py"), "--config", str(REPO / "configs" / "tiny_test.yaml")]
-EXPECTED_ENV_METRICS = ["env/reward_mean", "env/reward_std", "env/verifier_score", "env/verification_rate",
-                        "env/hallucination_rate", "env/episode_length", "env/success_rate", "env/errors",
+EXPECTED_ENV_METRICS = ["env/reward_mean", "env/reward_std", "env/verifier_score", "env/hallucination_rate",
+                        "env/episode_length", "env/success_rate", "env/errors",
                         "env/reward/length", "env/reward/naturalness", "env/reward/polite_ending",
                         "env/reward/progress", "env/reward/goal_drift", "env/reward/booking_stage",
                         "buffer/normal_size", "buffer/adversarial_size", "state_completeness", "time/rollout",
