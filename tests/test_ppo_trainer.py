@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import collections
+import logging
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -295,3 +298,32 @@ def test_plots_read_only_metrics_the_trainer_returns() -> None:
     plotted = [name for _, series, _ in plot_metrics.PANELS for name, _ in series] + [plot_metrics.UPDATE_ACCEPTED]
     assert [name for name in plotted if name.startswith(ppo_prefixes) and name not in PPO_METRICS] == []
     assert {"ppo/loss/policy", "ppo/loss/value", "ppo/loss/total", "objective/kl"} <= set(plotted)
+
+
+def test_importing_the_training_loop_is_silent_about_bitsandbytes_cpu_kernels() -> None:
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", "import training.loop"], capture_output=True, text=True,
+                            timeout=180, cwd=repo)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "gemm_4bit" not in result.stderr, result.stderr[-2000:]
+
+
+def test_loading_4bit_on_cpu_says_once_what_it_means(model_dirs: dict[str, Path], caplog: pytest.LogCaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import agents.auto_user.bitsandbytes_notice as notice
+    from agents.auto_user.models import load_causal_lm
+
+    monkeypatch.setattr(notice, "_noted", False)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            load_causal_lm(str(model_dirs["gpt2"]), use_quantization=True)
+        load_causal_lm(str(model_dirs["gpt2"]))
+    from bitsandbytes.backends.cpu import ops
+
+    assert not any("gemm_4bit" in r.getMessage() for r in caplog.records)
+    notes = [r.getMessage() for r in caplog.records if r.name == notice.__name__]
+    if getattr(ops, "gemm_4bit_forward_kernel", None) is not None:
+        assert notes == []  # bitsandbytes has its fast kernel here: nothing to say
+    else:
+        assert len(notes) == 1 and notes[0].startswith("4-bit NF4 on CPU: bitsandbytes has no fast CPU kernel here")
+        assert notes[0].endswith("expect slow 4-bit matmuls")

@@ -4,6 +4,8 @@ TRL removed its `PPOTrainer`; this package rebuilds it on top of transformers/pe
 (per-epoch KL early stopping and exact rollback of rejected updates; `training.ppo.update_guard`).
 """
 
+# First, so that bitsandbytes (imported by peft below) is quiet about its optional CPU kernel.
+import agents.auto_user.bitsandbytes_notice  # noqa: F401
 from training.ppo.config import ModelConfig, PPOConfig, default_lora_targets
 from training.ppo.core import (
     AdaptiveKLController,
