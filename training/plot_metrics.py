@@ -63,7 +63,7 @@ def plot_training_metrics(output_dir: str | Path) -> Path:
     accepted = [r.get(UPDATE_ACCEPTED, math.nan) for r in history]
     axes[7].bar(epochs, [1.0] * len(accepted), color=["tab:green" if a == 1 else "tab:red" for a in accepted])
     axes[7].set_yticks([])
-    axes[7].set_title(f"PPO update guard: {sum(a == 1 for a in accepted)} updates kept (green), "
+    axes[7].set_title(f"Update guard: {sum(a == 1 for a in accepted)} kept (green), "
                       f"{sum(a == 0 for a in accepted)} rolled back (red)")
     axes[7].set_xlabel("epoch")
     axes[7].set_ylim(0, 1.1)
