@@ -107,7 +107,7 @@ def _measure(args: argparse.Namespace, path: str | Path, precision: str = "no") 
             gen_s.append(t_gen)
             step_s.append(t_step)
             gen_tokens.append(sum(int(r.numel()) for r in responses))
-            early.append(metrics["verification/early_stop_epoch"])
+            early.append(metrics["update/early_stop_epoch"])
     n_trainable = sum(p.numel() for _, p in trainer.policy.trainable_named_parameters())
     n_total = sum(p.numel() for p in trainer.policy.parameters())
 

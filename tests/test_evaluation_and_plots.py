@@ -75,7 +75,7 @@ def test_evaluate_compares_base_and_trained(tiny_run, tmp_path) -> None:
     assert set(data["reports"]) == {"base", str(out / "final_model")}
     for report in data["reports"].values():
         assert report["episodes"] == 4 and report["k"] == 2
-        for key in ("success_rate", "verification_rate", "hallucination_rate", "role_confusion_rate",
+        for key in ("success_rate", "hallucination_rate", "role_confusion_rate",
                     "repetition_rate", "collapse_distinct_first_messages", "distinct_1", "distinct_2", "pass^1",
                     "pass^k"):
             assert 0.0 <= report[key] <= 1.0, key

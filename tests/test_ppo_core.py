@@ -21,6 +21,7 @@ from training.ppo.core import (
     masked_whiten,
     per_token_rewards,
 )
+from training.ppo.update_guard import GuardDecision, kl_guard
 
 
 def test_compute_gae_matches_hand_computation() -> None:
@@ -143,7 +144,7 @@ def test_cut_at_stop() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"mini_batch_size": 3}, "batch_size"),
+        ({"mini_batch_size": 0}, "mini_batch_size"),
         ({"lam": 1.5}, "lam"),
         ({"cliprange": 0.0}, "cliprange"),
         ({"target_kl": 0.5, "max_kl": 0.1}, "max_kl"),
@@ -162,3 +163,22 @@ def test_model_config_validation() -> None:
         ModelConfig(base_model="x", bnb_4bit_compute_dtype="int8")
     with pytest.raises(ValueError, match="top_p"):
         ModelConfig(base_model="x", top_p=0.0)
+
+
+@pytest.mark.parametrize(
+    ("approxkl", "target_kl", "max_kl", "decision"),
+    [
+        (0.05, 0.1, 1.0, GuardDecision.CONTINUE),
+        (0.1, 0.1, 1.0, GuardDecision.CONTINUE),  # at the target: not above it
+        (0.5, 0.1, 1.0, GuardDecision.STOP_EARLY),
+        (1.0, 0.1, 1.0, GuardDecision.STOP_EARLY),  # at max_kl: kept
+        (1.5, 0.1, 1.0, GuardDecision.ROLL_BACK),
+        (float("nan"), 0.1, 1.0, GuardDecision.ROLL_BACK),
+        (float("nan"), None, None, GuardDecision.CONTINUE),  # no thresholds, no guard
+        (50.0, None, 1.0, GuardDecision.ROLL_BACK),
+        (50.0, 0.1, None, GuardDecision.STOP_EARLY),
+    ],
+)
+def test_kl_guard_decisions(approxkl: float, target_kl: float | None, max_kl: float | None,
+                            decision: GuardDecision) -> None:
+    assert kl_guard(approxkl, target_kl, max_kl) is decision

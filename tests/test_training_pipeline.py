@@ -16,7 +16,7 @@ import yaml
 
 from environment.rewards import IMMEDIATE_TERMS
 from training.config import load_config
-from training.ppo import EXPECTED_PPO_METRICS
+from training.ppo import PPO_METRICS
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(REPO / "training" / "train_ppo.py"), "--config", str(REPO / "configs" / "tiny_test.yaml")]
@@ -68,7 +68,7 @@ def test_two_epochs_write_every_output(trained: Path) -> None:
     history = json.loads((trained / "training_metrics.json").read_text())
     assert [record["epoch"] for record in history] == [1, 2]
     for record in history:
-        missing = [name for name in (*EXPECTED_PPO_METRICS, *EXPECTED_ENV_METRICS) if name not in record]
+        missing = [name for name in (*PPO_METRICS, *EXPECTED_ENV_METRICS) if name not in record]
         assert not missing, missing
         assert record["architecture"] == "stateless" and record["state_completeness"] == 1.0
     assert "eval/success_rate" in history[1]
@@ -236,5 +236,5 @@ def test_data_parallel_training_under_accelerate_launch(tmp_path, template_db, m
     assert result.stderr.count("epoch 2 |") == 1  # only the main process logs
     history = json.loads((out / "training_metrics.json").read_text())
     assert [record["epoch"] for record in history] == [1, 2]
-    assert all(record["verification/verified"] in (0.0, 1.0) for record in history)
+    assert all(record["update/accepted"] in (0.0, 1.0) for record in history)
     assert (out / "final_model" / "adapter_model.safetensors").exists()

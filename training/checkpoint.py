@@ -60,7 +60,7 @@ def save_checkpoint(output_dir: Path, epoch: int, trainer: PPOTrainer, buffers: 
     target = output_dir / f"checkpoint-{epoch}"
     tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{epoch}-", dir=output_dir))
     try:
-        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
+        trainer.save_pretrained(tmp)
         trainer_state = trainer.state_dict()
         torch.save(trainer_state["optimizer"], tmp / "optimizer.pt")
         buffers.save(tmp / "buffer.json")

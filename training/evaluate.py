@@ -23,7 +23,7 @@ from environment.rewards import is_repetition
 from training.metrics import episode_metrics, hallucination_kind_counts
 from training.rollout import EpisodeRecord
 
-HEADLINE = ["success_rate", "verification_rate", "hallucination_rate", "hallucinations_per_episode", "reward_mean",
+HEADLINE = ["success_rate", "hallucination_rate", "hallucinations_per_episode", "reward_mean",
             "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",
             "distinct_1", "distinct_2", "pass^1", "pass^k"]
 

@@ -220,7 +220,7 @@ class TrainingRun:
                     break
             if self.is_main:
                 final = self.output_dir / "final_model"
-                self.trainer.accelerator.unwrap_model(self.trainer.model).save_pretrained(final)
+                self.trainer.save_pretrained(final)
                 logger.info("final model saved to %s", final)
                 self._plot()
             return self.output_dir
@@ -243,9 +243,10 @@ class TrainingRun:
         if not self.is_main:
             return
         logger.info(
-            "epoch %d | reward %.3f | success %.2f | hallucination %.2f | verified %d | kl %.4f | "
+            "epoch %d | reward %.3f | success %.2f | hallucination %.2f | update %s | kl %.4f | "
             "rollout %.1fs update %.1fs", epoch, metrics["env/reward_mean"], metrics["env/success_rate"],
-            metrics["env/hallucination_rate"], metrics["verification/verified"], metrics["objective/kl"],
+            metrics["env/hallucination_rate"], "kept" if metrics["update/accepted"] else "rolled back",
+            metrics["objective/kl"],
             metrics["time/rollout"], metrics["time/update"])
         for name, value in metrics.items():
             if isinstance(value, int | float) and name != "epoch":

@@ -31,7 +31,6 @@ def episode_metrics(records: Sequence[EpisodeRecord]) -> dict[str, float]:
         "env/reward_mean": mean_reward,
         "env/reward_std": std,
         "env/verifier_score": _mean([r.info["verifier_score"] for r in records]),
-        "env/verification_rate": _mean([float(not r.hallucinated) for r in records]),
         "env/hallucination_rate": _mean([float(r.hallucinated) for r in records]),
         "env/hallucinations_per_episode": _mean([float(len(r.info["hallucinations"])) for r in records]),
         "env/success_rate": _mean([float(r.info["success"]) for r in records]),

@@ -10,11 +10,16 @@ import json
 import math
 from pathlib import Path
 
+from training.ppo.trainer import MINIBATCH_METRICS
+
+UPDATE_ACCEPTED = "update/accepted"  # the PPO update guard kept the epoch's update (1) or rolled it back (0)
+
 PANELS = [
     ("Episode reward", [("env/reward_mean", "mean episode reward"), ("eval/reward_mean", "eval reward")], None),
-    ("Verification", [("env/verification_rate", "verification rate"), ("env/hallucination_rate", "hallucination rate"),
-                      ("env/success_rate", "success rate")], (0, 1)),
-    ("PPO losses", [("ppo/loss/policy", "policy"), ("ppo/loss/value", "value"), ("ppo/loss/total", "total")], None),
+    ("Episode outcomes", [("env/hallucination_rate", "hallucination rate"), ("env/success_rate", "success rate")],
+     (0, 1)),
+    ("PPO losses", [(name, name.removeprefix("ppo/loss/")) for name in MINIBATCH_METRICS
+                    if name.startswith("ppo/loss/")], None),
     ("KL to reference", [("objective/kl", "KL (nats/sequence)"), ("objective/kl_coef", "KL coefficient")], None),
     ("Policy entropy", [("ppo/policy/entropy", "entropy (nats/token)")], None),
     ("Immediate reward terms", [], None),  # one line per env/reward/<term> the run logged (see reward_term_series)
@@ -60,10 +65,10 @@ def plot_training_metrics(output_dir: str | Path) -> Path:
     axes[6].set_title("Episode length distribution")
     axes[6].set_xlabel("user turns per episode")
     axes[6].set_ylabel("episodes")
-    accepted = [r.get("verification/verified", math.nan) for r in history]
+    accepted = [r.get(UPDATE_ACCEPTED, math.nan) for r in history]
     axes[7].bar(epochs, [1.0] * len(accepted), color=["tab:green" if a == 1 else "tab:red" for a in accepted])
     axes[7].set_yticks([])
-    axes[7].set_title(f"Verified updates: {sum(a == 1 for a in accepted)} accepted (green), "
+    axes[7].set_title(f"Update guard: {sum(a == 1 for a in accepted)} kept (green), "
                       f"{sum(a == 0 for a in accepted)} rolled back (red)")
     axes[7].set_xlabel("epoch")
     axes[7].set_ylim(0, 1.1)

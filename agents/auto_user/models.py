@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from agents.auto_user.bitsandbytes_notice import note_cpu_4bit
+
 logger = logging.getLogger(__name__)
 
 POLICY_CONFIG_NAME = "policy_config.json"  # written beside a trained policy's adapter (training.ppo.policy)
@@ -143,6 +145,7 @@ def load_causal_lm(path: str, torch_dtype: str = "float32", use_quantization: bo
             bnb_4bit_compute_dtype=TORCH_DTYPES[compute_dtype])
         # bitsandbytes quantizes while loading, so the target device must be known up front.
         kwargs["device_map"] = {"": str(device or "cpu")}
+        note_cpu_4bit(device)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if device is not None and not use_quantization:
         model = model.to(device)

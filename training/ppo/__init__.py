@@ -1,9 +1,11 @@
 """PPO core for RL fine-tuning of causal LMs: classic `PPOTrainer.step(queries, responses, scores)` contract.
 
-TRL removed its `PPOTrainer`; this package rebuilds it on top of transformers/peft/accelerate with verified updates
-(per-epoch KL early stopping and exact rollback of rejected updates).
+TRL removed its `PPOTrainer`; this package rebuilds it on top of transformers/peft/accelerate with guarded updates
+(per-epoch KL early stopping and exact rollback of rejected updates; `training.ppo.update_guard`).
 """
 
+# First, so that bitsandbytes (imported by peft below) is quiet about its optional CPU kernel.
+import agents.auto_user.bitsandbytes_notice  # noqa: F401
 from training.ppo.config import ModelConfig, PPOConfig, default_lora_targets
 from training.ppo.core import (
     AdaptiveKLController,
@@ -18,29 +20,21 @@ from training.ppo.core import (
     per_token_rewards,
 )
 from training.ppo.policy import PolicyWithValueHead
-from training.ppo.trainer import PPOTrainer
-
-#: Metric names that every `PPOTrainer.step` result contains.
-EXPECTED_PPO_METRICS: tuple[str, ...] = (
-    "ppo/loss/policy",
-    "ppo/loss/value",
-    "ppo/loss/total",
-    "ppo/policy/entropy",
-    "ppo/policy/approxkl",
-    "ppo/policy/clipfrac",
-    "ppo/val/vpred",
-    "ppo/val/clipfrac",
-    "ppo/returns/mean",
-    "ppo/mean_scores",
-    "objective/kl",
-    "objective/kl_coef",
-    "verification/verified",
-    "verification/early_stop_epoch",
-    "time/ppo/total",
+from training.ppo.trainer import (
+    BATCH_METRICS,
+    MINIBATCH_METRICS,
+    PPO_METRICS,
+    TIMING_METRICS,
+    UPDATE_GUARD_METRICS,
+    PPOTrainer,
 )
 
 __all__ = [
-    "EXPECTED_PPO_METRICS",
+    "BATCH_METRICS",
+    "MINIBATCH_METRICS",
+    "PPO_METRICS",
+    "TIMING_METRICS",
+    "UPDATE_GUARD_METRICS",
     "AdaptiveKLController",
     "FixedKLController",
     "ModelConfig",

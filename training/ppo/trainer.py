@@ -1,4 +1,13 @@
-"""PPO trainer with the classic `step(queries, responses, scores)` contract and verified (rollback-able) updates."""
+"""PPO trainer with the classic `step(queries, responses, scores)` contract and guarded (rollback-able) updates.
+
+One `step` reads top to bottom as four phases, each timed into `time/update/<phase>`:
+
+    rollout statistics   old log-probs and values (one pass), reference log-probs, KL-shaped rewards, GAE
+    PPO epochs           shuffled mini-batch updates; after each epoch the update guard measures the KL
+                         (`training.ppo.update_guard`) and goes on, stops early, or rolls the update back
+    KL controller        one update per step from the rollouts' KL to the reference
+    metrics              every name in `PPO_METRICS`
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,9 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from accelerate import Accelerator
@@ -31,9 +42,99 @@ from training.ppo.core import (
     per_token_rewards,
 )
 from training.ppo.policy import PolicyWithValueHead, load_tokenizer
-from training.ppo.verification import UpdateSnapshot, all_finite
+from training.ppo.update_guard import GuardDecision, UpdateSnapshot, all_finite, kl_guard
 
-__all__ = ["PPOTrainer"]
+__all__ = [
+    "BATCH_METRICS",
+    "MINIBATCH_METRICS",
+    "PPO_METRICS",
+    "TIMING_METRICS",
+    "UPDATE_GUARD_METRICS",
+    "PPOTrainer",
+    "RolloutStatistics",
+    "UpdateOutcome",
+]
+
+# ---------------------------------------------------------------------------------------------------- metric names
+# The one list of what `PPOTrainer.step` returns; tests, plots and the training log iterate over these.
+
+#: Means over the update's mini-batches (NaN when no optimizer step ran, e.g. the first loss was not finite).
+MINIBATCH_METRICS: tuple[str, ...] = (
+    "ppo/loss/policy",  # clipped surrogate loss
+    "ppo/loss/value",  # clipped value loss
+    "ppo/loss/total",  # policy + vf_coef * value - entropy_coef * entropy
+    "ppo/policy/entropy",  # nats per response token
+    "ppo/policy/approxkl",  # KL(old || new) on the mini-batch, before its optimizer step
+    "ppo/policy/clipfrac",  # fraction of tokens whose ratio was clipped
+    "ppo/val/vpred",  # mean predicted value
+    "ppo/val/clipfrac",  # fraction of tokens whose value was clipped
+    "ppo/grad_norm",  # gradient norm before clipping (NaN when `max_grad_norm` is None)
+)
+#: Measured once per step on the whole batch.
+BATCH_METRICS: tuple[str, ...] = (
+    "ppo/returns/mean",
+    "ppo/advantages/mean",
+    "ppo/mean_non_score_reward",  # the KL penalty's share of the per-token rewards, per sequence
+    "ppo/mean_scores",
+    "ppo/learning_rate",
+    "tokens/response_len_mean",
+    "objective/kl",  # KL(policy || reference) per sequence, over the rollouts
+    "objective/kl_coef",  # the KL coefficient the rewards were shaped with
+)
+#: What the update guard decided (`training.ppo.update_guard`); about the PPO update, not about bookings.
+UPDATE_GUARD_METRICS: tuple[str, ...] = (
+    "update/accepted",  # 1 if the update was kept, 0 if it was rolled back
+    "update/rolled_back_kl",  # 1 if rolled back because the KL after an epoch exceeded `max_kl` (or was NaN)
+    "update/rolled_back_nonfinite",  # 1 if rolled back because a loss or gradient was not finite
+    "update/early_stop_epoch",  # the epoch after which the update stopped; `ppo_epochs` when it ran them all
+    "update/epochs_completed",  # epochs whose updates were kept (0 when rolled back)
+    "update/approxkl",  # KL(old || new) on the whole batch after the last epoch run (0 if never measured)
+)
+#: Seconds spent in each phase of one `step`.
+TIMING_METRICS: tuple[str, ...] = (
+    "time/update/rollout_stats",  # old log-probs and values (one no-grad pass), rewards, GAE
+    "time/update/reference",  # reference log-probs (one no-grad pass, adapter disabled)
+    "time/update/minibatches",  # mini-batch forward/backward and optimizer steps, all epochs
+    "time/update/kl_check",  # the update guard's no-grad passes after the epochs
+    "time/update/total",
+)
+#: Every name that every `PPOTrainer.step` result contains.
+PPO_METRICS: tuple[str, ...] = MINIBATCH_METRICS + BATCH_METRICS + UPDATE_GUARD_METRICS + TIMING_METRICS
+
+
+class RolloutStatistics(NamedTuple):
+    """What the pre-update policy and the reference say about a batch; fixed for the whole update.
+
+    All tensors are response-aligned, (B, R) with R the longest response, except `scores` (B,).
+    """
+
+    logprobs: torch.Tensor  # (B, R) log-probs of the response tokens under the sampling policy
+    values: torch.Tensor  # (B, R) value predictions
+    ref_logprobs: torch.Tensor  # (B, R) log-probs under the reference policy
+    mask: torch.Tensor  # (B, R) long, 1 on real response tokens
+    rewards: torch.Tensor  # (B, R) -kl_coef * KL per token, plus the score on the last token
+    advantages: torch.Tensor  # (B, R) GAE advantages (whitened if configured)
+    returns: torch.Tensor  # (B, R) advantages + values (before whitening)
+    scores: torch.Tensor  # (B,)
+    kl_coef: float
+
+
+@dataclass
+class UpdateOutcome:
+    """How the PPO epochs of one step ended, and the mini-batch statistics they produced."""
+
+    early_stop_epoch: int
+    epochs_completed: int = 0
+    rolled_back_kl: bool = False
+    rolled_back_nonfinite: bool = False
+    approxkl: float = 0.0
+    minibatch_stats: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    minibatch_seconds: float = 0.0
+    kl_check_seconds: float = 0.0
+
+    @property
+    def accepted(self) -> bool:
+        return not (self.rolled_back_kl or self.rolled_back_nonfinite)
 
 
 class PPOTrainer:
@@ -41,9 +142,10 @@ class PPOTrainer:
 
     Each `step` computes rollout log-probabilities, values and reference log-probabilities, shapes per-token rewards
     with a KL penalty, estimates advantages with GAE, then runs `ppo_epochs` of clipped-PPO updates over shuffled
-    mini-batches. After every epoch the approximate KL to the pre-update policy is measured on the whole batch: above
-    `target_kl` the remaining epochs are skipped, above `max_kl` (or on any non-finite loss/gradient) the update is
-    rejected and the trainable weights and optimizer state are restored exactly.
+    mini-batches. After every epoch the update guard (`training.ppo.update_guard`) measures the approximate KL to the
+    pre-update policy on the whole batch: above `target_kl` the remaining epochs are skipped, above `max_kl` (or on
+    any non-finite loss/gradient) the update is rolled back and the trainable weights and optimizer state are
+    restored exactly (`update/accepted` is then 0).
 
     Args:
         model_config: Policy model configuration (used to build the policy when `policy` is None, and for sampling).
@@ -141,23 +243,167 @@ class PPOTrainer:
         tensor = torch.as_tensor(value, dtype=torch.float32, device=self.accelerator.device)
         return float(self.accelerator.reduce(tensor, reduction="mean"))
 
-    # ------------------------------------------------------------------ optimisation
+    def _clock(self) -> float:
+        """`time.perf_counter()` after the device has finished its queued work, so phase timings are honest."""
+        if self.accelerator.device.type == "cuda":
+            torch.cuda.synchronize(self.accelerator.device)
+        return time.perf_counter()
+
+    # ------------------------------------------------------------------ the step, phase by phase
+    def step(
+        self,
+        queries: Sequence[torch.Tensor],
+        responses: Sequence[torch.Tensor],
+        scores: Sequence[float] | Sequence[torch.Tensor] | torch.Tensor,
+    ) -> dict[str, float]:
+        """Run one guarded PPO update on a batch of rollouts.
+
+        Args:
+            queries: 1-D token tensors (the prompts as the policy saw them).
+            responses: 1-D token tensors (the sampled responses).
+            scores: One scalar score per (query, response).
+
+        Returns:
+            Metrics; always contains every name in `PPO_METRICS`.
+        """
+        started = self._clock()
+        queries, responses, scores_t = self._prepare_inputs(queries, responses, scores)
+        self.model.train()
+        rollout, seconds = self._rollout_statistics(queries, responses, scores_t)
+        outcome = self._run_epochs(queries, responses, rollout)
+        objective_kl = self._update_kl_controller(rollout)
+        self.step_count += 1
+        seconds |= {
+            "time/update/minibatches": outcome.minibatch_seconds,
+            "time/update/kl_check": outcome.kl_check_seconds,
+            "time/update/total": self._clock() - started,
+        }
+        return self._metrics(rollout, outcome, objective_kl) | seconds
+
+    def _prepare_inputs(
+        self, queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], scores: Any
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """Validate the batch; return CPU LongTensor queries and responses and the scores (B,) on the device."""
+        if not (len(queries) == len(responses) == len(scores)) or not queries:
+            raise ValueError(
+                f"queries, responses and scores must be non-empty and of equal length, got "
+                f"{len(queries)}, {len(responses)}, {len(scores)}"
+            )
+        for name, seqs in (("queries", queries), ("responses", responses)):
+            for i, seq in enumerate(seqs):
+                if seq.dim() != 1 or seq.numel() == 0:
+                    raise ValueError(f"{name}[{i}] must be a non-empty 1-D tensor, got shape {tuple(seq.shape)}")
+        scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=self.accelerator.device)
+        if not all_finite(scores_t):
+            raise ValueError(f"scores must be finite, got {scores_t.tolist()}")
+        return [q.long().cpu() for q in queries], [r.long().cpu() for r in responses], scores_t
+
+    def _rollout_statistics(
+        self, queries: list[torch.Tensor], responses: list[torch.Tensor], scores: torch.Tensor
+    ) -> tuple[RolloutStatistics, dict[str, float]]:
+        """Phase 1: log-probs and values of the pre-update and reference policies, KL-shaped rewards, GAE."""
+        cfg = self.config
+        began = self._clock()
+        logprobs, values, mask = self._forward_stats(queries, responses)
+        policy_done = self._clock()
+        ref_logprobs, _, _ = self._forward_stats(queries, responses, reference=True)
+        reference_done = self._clock()
+        kl_coef = self.kl_ctl.value
+        rewards = per_token_rewards(scores, logprobs, ref_logprobs, mask, kl_coef)  # (B, R)
+        advantages, returns = compute_gae(rewards, values, mask, cfg.gamma, cfg.lam)
+        if cfg.whiten_advantages:
+            advantages = masked_whiten(advantages, mask)
+        rollout = RolloutStatistics(logprobs, values, ref_logprobs, mask, rewards, advantages, returns, scores, kl_coef)
+        seconds = {
+            "time/update/rollout_stats": (policy_done - began) + (self._clock() - reference_done),
+            "time/update/reference": reference_done - policy_done,
+        }
+        return rollout, seconds
+
+    def _run_epochs(
+        self, queries: list[torch.Tensor], responses: list[torch.Tensor], rollout: RolloutStatistics
+    ) -> UpdateOutcome:
+        """Phase 2: `ppo_epochs` passes of shuffled mini-batch updates, each followed by the update guard.
+
+        The guard measures the KL to the sampling policy on the whole batch after every epoch (only after the last
+        one when neither `target_kl` nor `max_kl` is set) and goes on, stops early, or rolls the update back; a
+        non-finite loss or gradient rolls it back too. A rolled-back update restores the snapshot taken here.
+        """
+        cfg = self.config
+        snapshot = UpdateSnapshot(self._params, self.optimizer)
+        outcome = UpdateOutcome(early_stop_epoch=cfg.ppo_epochs)
+        samples_per_optimizer_step = cfg.mini_batch_size * cfg.gradient_accumulation_steps
+        guarded = cfg.target_kl is not None or cfg.max_kl is not None
+        progress = tqdm(total=cfg.ppo_epochs * math.ceil(len(queries) / samples_per_optimizer_step),
+                        desc="ppo update", unit="step", leave=False, disable=not self.accelerator.is_main_process)
+        for epoch in range(cfg.ppo_epochs):
+            began = self._clock()
+            finite = self._train_epoch(queries, responses, rollout, outcome.minibatch_stats, progress)
+            outcome.minibatch_seconds += self._clock() - began
+            if not finite:
+                outcome.rolled_back_nonfinite, outcome.early_stop_epoch = True, epoch
+                break
+            outcome.epochs_completed = epoch + 1
+            if not guarded and epoch < cfg.ppo_epochs - 1:
+                continue  # no guard to evaluate: measure the KL once, after the last epoch
+            began = self._clock()
+            new_logprobs, _, _ = self._forward_stats(queries, responses)
+            outcome.approxkl = self._reduce(approx_kl(new_logprobs, rollout.logprobs, rollout.mask))
+            outcome.kl_check_seconds += self._clock() - began
+            decision = kl_guard(outcome.approxkl, cfg.target_kl, cfg.max_kl)
+            if decision is GuardDecision.ROLL_BACK:
+                outcome.rolled_back_kl, outcome.early_stop_epoch = True, epoch
+                break
+            if decision is GuardDecision.STOP_EARLY:
+                outcome.early_stop_epoch = epoch
+                break
+        progress.close()
+        if not outcome.accepted:
+            snapshot.restore(self.optimizer)
+            outcome.epochs_completed = 0
+        return outcome
+
+    def _train_epoch(
+        self,
+        queries: list[torch.Tensor],
+        responses: list[torch.Tensor],
+        rollout: RolloutStatistics,
+        stats: dict[str, list[float]],
+        progress: tqdm,
+    ) -> bool:
+        """One pass over the batch in shuffled optimizer steps of `mini_batch_size * gradient_accumulation_steps`
+        samples. False as soon as a loss or gradient is not finite (that optimizer step is not applied)."""
+        cfg = self.config
+        samples_per_optimizer_step = cfg.mini_batch_size * cfg.gradient_accumulation_steps
+        order = torch.randperm(len(queries), generator=self._shuffle_rng)
+        for start in range(0, len(queries), samples_per_optimizer_step):
+            progress.update(1)
+            chunk = order[start : start + samples_per_optimizer_step]
+            group = [chunk[m : m + cfg.mini_batch_size] for m in range(0, len(chunk), cfg.mini_batch_size)]
+            if not self._optimizer_step(group, queries, responses, rollout, stats):
+                return False
+        return True
+
     def _optimizer_step(
         self,
         group: list[torch.Tensor],
         queries: Sequence[torch.Tensor],
         responses: Sequence[torch.Tensor],
-        rollout: dict[str, torch.Tensor],
+        rollout: RolloutStatistics,
         stats: dict[str, list[float]],
     ) -> bool:
-        """Accumulate gradients over the mini-batches in `group`, then clip and step. False if anything non-finite."""
+        """Accumulate gradients over the mini-batches in `group`, then clip and step. False if anything non-finite.
+
+        Each mini-batch is packed to its own longest query and response, so its rollout statistics are sliced to
+        that width (`[:, :width]`): responses are right-padded, so the first `width` columns are all of them.
+        """
         cfg = self.config
         for k, idx in enumerate(group):
             mb = pack([queries[i] for i in idx], [responses[i] for i in idx],
                       self.tokenizer.pad_token_id, self.accelerator.device)
             width = mb.response_mask.shape[1]
-            old_logp, old_values = rollout["logprobs"][idx, :width], rollout["values"][idx, :width]
-            advantages, returns = rollout["advantages"][idx, :width], rollout["returns"][idx, :width]
+            old_logp, old_values = rollout.logprobs[idx, :width], rollout.values[idx, :width]
+            advantages, returns = rollout.advantages[idx, :width], rollout.returns[idx, :width]
             mask = mb.response_mask
             # Only the last micro-batch of an accumulation group needs the cross-process gradient sync.
             sync = nullcontext() if k == len(group) - 1 else self.accelerator.no_sync(self.model)
@@ -192,117 +438,35 @@ class PPOTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         return True
 
-    def _validate(self, queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], scores: Any) -> None:
-        if not (len(queries) == len(responses) == len(scores)) or not queries:
-            raise ValueError(
-                f"queries, responses and scores must be non-empty and of equal length, got "
-                f"{len(queries)}, {len(responses)}, {len(scores)}"
-            )
-        for name, seqs in (("queries", queries), ("responses", responses)):
-            for i, seq in enumerate(seqs):
-                if seq.dim() != 1 or seq.numel() == 0:
-                    raise ValueError(f"{name}[{i}] must be a non-empty 1-D tensor, got shape {tuple(seq.shape)}")
+    def _update_kl_controller(self, rollout: RolloutStatistics) -> float:
+        """Phase 3: one KL-controller update per step from the rollouts' KL to the reference; returns that KL."""
+        kl_per_sequence = ((rollout.logprobs - rollout.ref_logprobs) * rollout.mask.float()).sum(1)  # (B,)
+        objective_kl = self._reduce(kl_per_sequence.mean())
+        self.kl_ctl.update(objective_kl, len(rollout.scores) * self.accelerator.num_processes)
+        return objective_kl
 
-    def step(
-        self,
-        queries: Sequence[torch.Tensor],
-        responses: Sequence[torch.Tensor],
-        scores: Sequence[float] | Sequence[torch.Tensor] | torch.Tensor,
-    ) -> dict[str, float]:
-        """Run one verified PPO update on a batch of rollouts.
-
-        Args:
-            queries: 1-D token tensors (the prompts as the policy saw them).
-            responses: 1-D token tensors (the sampled responses).
-            scores: One scalar score per (query, response).
-
-        Returns:
-            Metrics; always contains every name in `training.ppo.EXPECTED_PPO_METRICS`.
-        """
-        t0 = time.perf_counter()
-        self._validate(queries, responses, scores)
-        cfg = self.config
-        queries = [q.long().cpu() for q in queries]
-        responses = [r.long().cpu() for r in responses]
-        scores_t = torch.tensor([float(s) for s in scores], dtype=torch.float32, device=self.accelerator.device)
-        if not all_finite(scores_t):
-            raise ValueError(f"scores must be finite, got {scores_t.tolist()}")
-        batch = len(queries)
-
-        # Rollout statistics under the current (pre-update) policy and the reference policy.
-        self.model.train()
-        old_logp, old_values, mask = self._forward_stats(queries, responses)
-        ref_logp, _, _ = self._forward_stats(queries, responses, reference=True)
-        maskf = mask.float()
-        kl_coef = self.kl_ctl.value
-        rewards = per_token_rewards(scores_t, old_logp, ref_logp, mask, kl_coef)  # (B, R)
-        advantages, returns = compute_gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
-        if cfg.whiten_advantages:
-            advantages = masked_whiten(advantages, mask)
-        rollout = {"logprobs": old_logp, "values": old_values, "advantages": advantages, "returns": returns}
-
-        # PPO epochs with per-epoch KL verification.
-        snapshot = UpdateSnapshot(self._params, self.optimizer)
-        stats: dict[str, list[float]] = defaultdict(list)
-        verified, stop_epoch, epochs_done, nonfinite, post_kl = True, cfg.ppo_epochs, 0, 0, 0.0
-        backward = cfg.mini_batch_size * cfg.gradient_accumulation_steps
-        guarded = cfg.target_kl is not None or cfg.max_kl is not None
-        progress = tqdm(total=cfg.ppo_epochs * math.ceil(batch / backward), desc="ppo update", unit="step",
-                        leave=False, disable=not self.accelerator.is_main_process)
-        for epoch in range(cfg.ppo_epochs):
-            perm = torch.randperm(batch, generator=self._shuffle_rng)
-            for g in range(0, batch, backward):
-                progress.update(1)
-                chunk = perm[g : g + backward]
-                group = [chunk[m : m + cfg.mini_batch_size] for m in range(0, len(chunk), cfg.mini_batch_size)]
-                if not self._optimizer_step(group, queries, responses, rollout, stats):
-                    nonfinite += 1
-                    verified = False
-                    break
-            if not verified:
-                stop_epoch = epoch
-                break
-            epochs_done = epoch + 1
-            if not guarded and epoch < cfg.ppo_epochs - 1:
-                continue  # no guard to evaluate: measure the KL once, after the last epoch
-            new_logp, _, _ = self._forward_stats(queries, responses)
-            post_kl = self._reduce(approx_kl(new_logp, old_logp, mask))
-            if cfg.max_kl is not None and not post_kl <= cfg.max_kl:  # `not <=` also rejects NaN
-                verified, stop_epoch = False, epoch
-                break
-            if cfg.target_kl is not None and post_kl > cfg.target_kl:
-                stop_epoch = epoch
-                break
-        progress.close()
-        if not verified:
-            snapshot.restore(self.optimizer)
-
-        # KL controller: once per step, with the batch-mean per-sequence KL of the rollouts.
-        mean_kl = self._reduce(((old_logp - ref_logp) * maskf).sum(1).mean())
-        self.kl_ctl.update(mean_kl, batch * self.accelerator.num_processes)
-        self.step_count += 1
-
-        nan = float("nan")
-        metrics = {name: self._reduce(sum(v) / len(v)) if v else nan for name, v in stats.items()}
-        for name in ("ppo/loss/policy", "ppo/loss/value", "ppo/loss/total", "ppo/policy/entropy",
-                     "ppo/policy/approxkl", "ppo/policy/clipfrac", "ppo/val/vpred", "ppo/val/clipfrac"):
-            metrics.setdefault(name, nan)
-        metrics.update({
-            "ppo/returns/mean": self._reduce(masked_mean(returns, mask)),
-            "ppo/advantages/mean": self._reduce(masked_mean(advantages, mask)),
-            "ppo/mean_non_score_reward": self._reduce((rewards * maskf).sum(1).mean() - scores_t.mean()),
-            "ppo/mean_scores": self._reduce(scores_t.mean()),
+    def _metrics(self, rollout: RolloutStatistics, outcome: UpdateOutcome, objective_kl: float) -> dict[str, float]:
+        """Phase 4: every name in `MINIBATCH_METRICS`, `BATCH_METRICS` and `UPDATE_GUARD_METRICS`."""
+        stats = outcome.minibatch_stats
+        metrics = {name: self._reduce(sum(stats[name]) / len(stats[name])) if stats.get(name) else math.nan
+                   for name in MINIBATCH_METRICS}
+        mask, maskf = rollout.mask, rollout.mask.float()
+        metrics |= {
+            "ppo/returns/mean": self._reduce(masked_mean(rollout.returns, mask)),
+            "ppo/advantages/mean": self._reduce(masked_mean(rollout.advantages, mask)),
+            "ppo/mean_non_score_reward": self._reduce((rollout.rewards * maskf).sum(1).mean() - rollout.scores.mean()),
+            "ppo/mean_scores": self._reduce(rollout.scores.mean()),
             "ppo/learning_rate": float(self.optimizer.param_groups[0]["lr"]),
             "tokens/response_len_mean": self._reduce(maskf.sum(1).mean()),
-            "objective/kl": mean_kl,
-            "objective/kl_coef": kl_coef,
-            "verification/verified": float(verified),
-            "verification/early_stop_epoch": float(stop_epoch),
-            "verification/epochs_completed": float(epochs_done if verified else 0),
-            "verification/approxkl": post_kl,
-            "verification/nonfinite_steps": float(nonfinite),
-            "time/ppo/total": time.perf_counter() - t0,
-        })
+            "objective/kl": objective_kl,
+            "objective/kl_coef": rollout.kl_coef,
+            "update/accepted": float(outcome.accepted),
+            "update/rolled_back_kl": float(outcome.rolled_back_kl),
+            "update/rolled_back_nonfinite": float(outcome.rolled_back_nonfinite),
+            "update/early_stop_epoch": float(outcome.early_stop_epoch),
+            "update/epochs_completed": float(outcome.epochs_completed),
+            "update/approxkl": outcome.approxkl,
+        }
         return metrics
 
     # ------------------------------------------------------------------ checkpointing
@@ -326,7 +490,10 @@ class PPOTrainer:
         if "shuffle_rng" in state:
             self._shuffle_rng.set_state(state["shuffle_rng"])
 
-    def save_pretrained(self, save_directory: str) -> None:
-        """Save the policy (adapter or weights, value head, tokenizer) from the main process."""
+    def save_pretrained(self, save_directory: str | Path) -> None:
+        """Save the policy (adapter or weights, value head, tokenizer) from the main process.
+
+        The one way the training loop writes `final_model/` and `checkpoint-N/` policies.
+        """
         if self.accelerator.is_main_process:
             self.accelerator.unwrap_model(self.model).save_pretrained(save_directory)
