@@ -5,13 +5,14 @@ from agents.booking.base import (
     AgentTurn,
     BookingAgent,
     BookingAgentConfig,
+    HallucinationKind,
     InjectedHallucination,
     Message,
 )
 from agents.booking.rule_agent import RuleBookingAgent
 
-__all__ = ["HALLUCINATION_KINDS", "AgentTurn", "BookingAgent", "BookingAgentConfig", "InjectedHallucination",
-           "Message", "RuleBookingAgent", "make_booking_agent"]
+__all__ = ["HALLUCINATION_KINDS", "AgentTurn", "BookingAgent", "BookingAgentConfig", "HallucinationKind",
+           "InjectedHallucination", "Message", "RuleBookingAgent", "make_booking_agent"]
 
 
 def make_booking_agent(config: BookingAgentConfig, tools, today=None) -> BookingAgent:

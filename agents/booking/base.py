@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal, Protocol
 
 from agents.tool_client import ToolCall, ToolClient
 
-HALLUCINATION_KINDS = ("phantom_confirmation", "stale_details", "invented_price", "phantom_flight")
+
+class HallucinationKind(StrEnum):
+    """Every kind of false agent claim, the one definition the agent, the verifier, metrics and tests share.
+
+    The rule agent injects the first four. The verifier reports those four plus two finer kinds, each of which
+    counts as one of the four (:attr:`injected_kind`), so detected kinds can be compared with injected ones.
+    Members are strings: they compare equal to, and serialise as, their values.
+    """
+
+    PHANTOM_CONFIRMATION = "phantom_confirmation"  # a booking (code or not) that the database does not hold
+    STALE_DETAILS = "stale_details"  # a stated flight, date, cabin or party size the booking does not have
+    INVENTED_PRICE = "invented_price"  # a stated total or fare that is not what was charged
+    PHANTOM_FLIGHT = "phantom_flight"  # a flight offered as bookable that does not exist or is cancelled
+    WRONG_NAME = "wrong_name"  # verifier only: a stated passenger name the booking does not have
+    WRONG_STATUS = "wrong_status"  # verifier only: a booking said to be cancelled that is still booked
+
+    @property
+    def injected_kind(self) -> HallucinationKind:
+        """The rule agent's kind this kind counts as (itself for the four injected kinds)."""
+        return _COUNTS_AS.get(self, self)
+
+
+_COUNTS_AS = {HallucinationKind.WRONG_NAME: HallucinationKind.STALE_DETAILS,
+              HallucinationKind.WRONG_STATUS: HallucinationKind.PHANTOM_CONFIRMATION}
+# The kinds the rule agent injects (and its p_<kind> probabilities are named after).
+HALLUCINATION_KINDS: tuple[HallucinationKind, ...] = (
+    HallucinationKind.PHANTOM_CONFIRMATION, HallucinationKind.STALE_DETAILS, HallucinationKind.INVENTED_PRICE,
+    HallucinationKind.PHANTOM_FLIGHT)
 
 
 @dataclass(frozen=True)
@@ -22,7 +50,7 @@ class Message:
 class InjectedHallucination:
     """Ground truth of a hallucination the rule agent injected (for tests and logs; the verifier never sees it)."""
 
-    kind: str
+    kind: HallucinationKind
     detail: str
 
 
@@ -78,7 +106,7 @@ class BookingAgentConfig:
             raise ValueError(f"backend must be 'rule' or 'openai', got {self.backend!r}")
         if self.transport not in ("inprocess", "mcp"):
             raise ValueError(f"transport must be 'inprocess' or 'mcp', got {self.transport!r}")
-        for name in ("p_phantom_confirmation", "p_stale_details", "p_invented_price", "p_phantom_flight"):
+        for name in (f"p_{kind}" for kind in HALLUCINATION_KINDS):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")

@@ -19,7 +19,7 @@ import string
 from datetime import date
 from typing import Any
 
-from agents.booking.base import AgentTurn, BookingAgentConfig, InjectedHallucination, Message
+from agents.booking.base import AgentTurn, BookingAgentConfig, HallucinationKind, InjectedHallucination, Message
 from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, ToolClient, ToolResult
 
@@ -59,6 +59,9 @@ class RuleBookingAgent:
         self.booking: dict[str, Any] | None = None
         self._calls: list[ToolCall] = []
         self._injected: list[InjectedHallucination] = []
+
+    def _inject(self, kind: HallucinationKind, detail: str) -> None:
+        self._injected.append(InjectedHallucination(kind, detail))
 
     def opening(self) -> str:
         return "Hello! I'm your flight booking assistant. Where would you like to fly, and when?"
@@ -222,7 +225,7 @@ class RuleBookingAgent:
             self.selected = {"flight_number": number, "date": day, "origin": self.slots.get("origin", "?"),
                              "destination": self.slots.get("destination", "?"), "price_per_passenger": price,
                              "phantom": True}
-            self._injected.append(InjectedHallucination("phantom_flight", f"{number} on {day} does not exist"))
+            self._inject(HallucinationKind.PHANTOM_FLIGHT, f"{number} on {day} does not exist")
             self.awaiting_confirmation = bool(self.slots.get("passenger_name"))
             return (f"Good news: flight {number} is available on {day} in {cabin} at {_money(price)} per passenger. "
                     + ("Shall I book it?" if self.awaiting_confirmation else "May I have the lead passenger's name?"))
@@ -244,7 +247,7 @@ class RuleBookingAgent:
     def _phantom_confirmation(self) -> str:
         code = "".join(self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(6))
         flight = self.selected or (self.results[0] if self.results else None)
-        self._injected.append(InjectedHallucination("phantom_confirmation", f"code {code} never booked"))
+        self._inject(HallucinationKind.PHANTOM_CONFIRMATION, f"code {code} never booked")
         self.booking = {"confirmation_code": code, "status": "booked", "phantom": True,
                         "total_price": (flight or {}).get("price_per_passenger", 0.0)}
         parts = [f"flight {flight['flight_number']}" if flight else "the next available flight"]
@@ -272,10 +275,10 @@ class RuleBookingAgent:
                   "passenger_name": self.slots["passenger_name"], "total_price": self.booking["total_price"]}
         if self.stale is not None and any(stated[k] != self.booking[k] for k in ("flight_number", "date", "cabin",
                                                                                  "passengers")):
-            self._injected.append(InjectedHallucination("stale_details", "booked the choice before the change"))
+            self._inject(HallucinationKind.STALE_DETAILS, "booked the choice before the change")
         if self.discount_factor is not None:
             stated["total_price"] = round(self.booking["total_price"] * self.discount_factor, 2)
-            self._injected.append(InjectedHallucination("invented_price", "stated a discounted total"))
+            self._inject(HallucinationKind.INVENTED_PRICE, "stated a discounted total")
         self.stale, self.discount_factor = None, None
         return self._confirmation_text(self.booking["confirmation_code"], stated)
 
@@ -300,7 +303,7 @@ class RuleBookingAgent:
         if parsed.discount:
             if self.rng.random() < self.config.p_invented_price and not self.booking.get("phantom"):
                 new_total = round(total * self.rng.uniform(0.7, 0.9), 2)
-                self._injected.append(InjectedHallucination("invented_price", f"claimed {new_total} for {code}"))
+                self._inject(HallucinationKind.INVENTED_PRICE, f"claimed {new_total} for {code}")
                 return f"I've applied a discount to booking {code}: your new total is {_money(new_total)}."
             return f"I'm sorry, I can't change the fare on booking {code}; your total is {_money(total)}."
         if parsed.price_question and not self.booking.get("phantom"):
