@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agents.booking.base import BookingAgentConfig
-from environment.verifier import VerifierConfig
 from environment.rewards import RewardConfig
+from environment.verifier import VerifierConfig
 
 PLAIN_TEMPLATE = (
     "You are a traveller chatting with an airline booking agent. Write only your next message.\n"

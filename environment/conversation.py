@@ -14,12 +14,12 @@ from typing import Any
 from agents.booking import Message, make_booking_agent
 from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, make_tool_client
-from environment.verifier import BookingVerifier, VerificationResult
 from database import EpisodeDatabase, FlightDatabase
 from database.build import TODAY, ensure_database
 from environment import rewards
 from environment.config import EnvironmentConfig
 from environment.objectives import Objective
+from environment.verifier import BookingVerifier, VerificationResult
 
 MAX_USER_MESSAGE_CHARS = 2000
 
@@ -149,7 +149,7 @@ class BookingConversationEnvironment:
             "verifier_score": result.score,
             "episode_reward": total,
             "hallucinations": [(h.kind, h.reason) for h in result.hallucinations],
-            "success": result.booking is not None and result.booking_matches_objective and not result.hallucinations,
+            "success": result.success,  # read from the database, never from the agent's wording
             "injected": [h.kind for h in self.injected],
         }
 
