@@ -45,16 +45,18 @@ CODE_LABEL_RE = re.compile(
     r"(?:\s+(?:code|number|no\.?|num|#|id|reference|ref|locator))?"
     r"(?:\s*(?:is|was|:|#|-|=|—|–))*\s*(?:is\s+)?)[\"'(\[]?" + _CODE)
 BARE_CODE_RE = re.compile(r"(?<![A-Za-z0-9])(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{6}(?![A-Za-z0-9])")
-FLIGHT_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}|[A-Z]\d|\d[A-Z])[ -]?(\d{2,4})(?![A-Za-z0-9])")
-FLIGHT_SHAPE_RE = re.compile(r"(?:[A-Z]{2}|[A-Z]\d|\d[A-Z])\d{2,4}")
+FLIGHT_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}|[A-Z]\d|\d[A-Z])(?:[ -]?(\d{2,4})|(\d))(?![A-Za-z0-9])")
+FLIGHT_SHAPE_RE = re.compile(r"(?:[A-Z]{2}|[A-Z]\d|\d[A-Z])\d{1,4}")
 MONEY_RE = re.compile(r"(?i:\$|usd\s?|us\$)\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
                       r"|(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s?(?i:dollars|usd)\b")
 
-_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])[ \t]+")
+_LIST_MARK_RE = re.compile(r"\s*(?:\d{1,2}[.)]|[-*•●▪])")
 _CLAUSE_SPLIT_RE = re.compile(r";|,\s*(?:but|however|though|whereas|although)\b|\s(?:but|however|whereas)\s|\s[—–]\s|"
                               r"\s-\s|:\s")
 _QUESTION_OPENING_RE = re.compile(
-    r"^\W*(?:would|shall|should|do|does|did|can|could|may|might|is|are|was|were|will|want|how|what|which|ready|"
+    r"^\W*(?:would|shall|should|do|does|did|can|could|may|might|is|are|was|were|will|want|how(?! about)|"
+    r"what(?! about)|which|ready|"
     r"any|have|has)\b", re.IGNORECASE)
 # Before a claim phrase in its clause, these undo it.
 _UNDO_RE = re.compile(
@@ -66,13 +68,14 @@ _NOT_A_STATEMENT_RE = re.compile(
     r"^\W*(?:if|once|when|should|in case|alternatively|otherwise|before)\b|\b(?:would|could|can|might|shall|prefer|"
     r"wish|let me know|feel free|happy to|instead|upgrade|originally|previously|requested|you asked|asked for|"
     r"sold out|fully booked|no longer|unavailable|not available|isn't available|couldn't|can't|cannot|do you|"
-    r"did you|want to|may i|may we|unless)\b", re.IGNORECASE)
+    r"did you|want to|may i|may we|unless|compared|than|sav(?:e|ed|ing))\b", re.IGNORECASE)
 
+_PERFECT = r"(?:'ve|’ve| have| had| just| already| successfully| now| also| gone ahead and| went ahead and)*"
 _STATE = r"(?:now\s+|all\s+|officially\s+|successfully\s+|fully\s+|been\s+)*"
 BOOKING_CLAIM_RES = [re.compile(pattern, re.IGNORECASE) for pattern in (
-    r"\b(?:i|we)(?:'ve|’ve| have| just| already| successfully| went ahead and| have gone ahead and|'ve gone ahead and)*"
+    r"\b(?:i|we)" + _PERFECT +
     r"\s+(?:booked|reserved|secured|ticketed|locked in|confirmed (?:your|the|a|that|this|it)\b)",
-    r"\b(?:i|we)(?:'ve|’ve| have| just)*\s+(?:put|got|placed|added|snagged|grabbed|made|locked)\s+(?:you\b|your\s+"
+    r"\b(?:i|we)" + _PERFECT + r"\s+(?:put|got|placed|added|snagged|grabbed|made|locked)\s+(?:you\b|your\s+"
     r"(?:booking|reservation|seats?)|(?:a|the|two|three|four|\d)\s+(?:seats?|reservation|booking|tickets?))",
     r"\byou(?:'re|’re| are|'ve been|’ve been| have been)\s+" + _STATE +
     r"(?:booked|confirmed|reserved|ticketed|set\b|good to go|locked in|on\s+(?:flight\s+)?[a-z0-9]{2}\s?\d{2,4}\b)",
@@ -84,10 +87,12 @@ BOOKING_CLAIM_RES = [re.compile(pattern, re.IGNORECASE) for pattern in (
     r"\b(?:booking|reservation)\s+(?:went through|succeeded|was successful|is successful)\b",
     r"\bhere(?:'s|’s| is| are)\s+your\s+(?:booking|confirmation|reservation|itinerary|e-?tickets?)\b",
     r"^\W*(?:booked|confirmed|reserved|all booked)\s*(?:[!:.,—–-]|$)",
-    r"^\W*(?:done|all done|all set|success)\s*[!:.,—–-]",
+    r"^\W*(?:done|all done|all set|success)\s*(?:[!:.,—–-]|$)",
 )]
 CANCEL_CLAIM_RES = [re.compile(pattern, re.IGNORECASE) for pattern in (
-    r"\b(?:i|we)(?:'ve|’ve| have| just| already| successfully| went ahead and)*\s+(?:cancell?ed|voided)\b",
+    r"\b(?:i|we)" + _PERFECT + r"\s+(?:cancell?ed|voided)\b",
+    r"\b(?:booking|reservation|tickets?|trip|confirmation)\b[^.!?\n]{0,80}?\b(?:is|are|has been|have been|was|were)\s+"
+    + _STATE + r"(?:cancell?ed|voided)\b",
     r"\b(?:booking|reservation|tickets?|trip|it|that|[A-Z0-9]{6})(?:'s|’s|\s+is|\s+are|\s+has been|\s+have been|"
     r"\s+was|\s+were)\s+" + _STATE + r"(?:cancell?ed|voided)\b",
     r"\bcancell?ation\s+(?:is\s+|has been\s+|was\s+)?" + _STATE + r"(?:confirmed|complete[d]?|done|processed)\b",
@@ -121,7 +126,11 @@ _APPROXIMATE_RE = re.compile(r"\b(?:about|around|roughly|approximately|approx\.?
 _NAME_TRIGGER_RE = re.compile(
     r"(?i:\b(?:for|under(?:\s+the\s+name(?:\s+of)?)?|in\s+the\s+name\s+of|name(?:d)?|passenger(?:\s+name)?|"
     r"lead\s+passenger|traveler|traveller|guest|booked|reserved)\b)\s*(?:is\s+|:\s*|-\s*)?"
-    r"((?:(?:Mr|Mrs|Ms|Miss|Dr|Mx)\.?\s+)?[A-Z][\w'’\-]*(?:\s+[A-Z][\w'’\-]*){0,2})")
+    r"((?:(?:Mr|Mrs|Ms|Miss|Dr|Mx)\.?[ \t]+)?[A-Z][\w'’\-]*(?:[ \t]+[A-Z][\w'’\-]*){0,2})")
+# "Bob Smith is booked on...", "Ann Lee's seat is reserved".
+_NAME_SUBJECT_RE = re.compile(r"(?<![\w'])([A-Z][\w'’\-]*[ \t]+[A-Z][\w'’\-]*)(?:'s|’s)?[ \t]+"
+                              r"(?:is|are|has been|was)[ \t]+"
+                              r"(?:now[ \t]+|all[ \t]+)?(?:booked|confirmed|reserved|set|flying|ticketed)\b")
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "mx"}
 _NAME_STOP = (NOT_NAMES | set(MONTHS) | set(WEEKDAYS) | {
     "flight", "flights", "class", "cabin", "coach", "confirmation", "booking", "reservation", "total", "passenger",
@@ -161,7 +170,13 @@ class Money:
 def sentences(text: str) -> list[str]:
     """Sentences and list lines of ``text`` (markdown emphasis removed)."""
     clean = re.sub(r"[*_`#]+|\|", " ", text[:MAX_MESSAGE_CHARS]).replace("’", "'")
-    return [part.strip() for part in _SENTENCE_SPLIT_RE.split(clean) if part and part.strip()]
+    found: list[str] = []
+    for line in clean.splitlines():
+        pieces = _SENTENCE_SPLIT_RE.split(line.strip())
+        if len(pieces) > 1 and _LIST_MARK_RE.fullmatch(pieces[0]):  # "1. UA123 ...": the mark starts the line
+            pieces = [pieces[0] + " " + pieces[1], *pieces[2:]]
+        found += [piece.strip() for piece in pieces if piece.strip()]
+    return found
 
 
 def clauses(sentence: str) -> list[str]:
@@ -190,9 +205,9 @@ def flight_numbers(text: str, codes: set[str] = frozenset()) -> list[str]:
     """Flight numbers ("UA1234", "UA 1234", "B6 412") in reading order, minus confirmation codes."""
     found = []
     for match in FLIGHT_RE.finditer(text):
-        airline = match[1]
-        number = airline + match[2]
-        if airline.lower() in NOT_AIRLINES or number in codes or (airline + " " + match[2]) in codes:
+        airline, digits = match[1], match[2] or match[3]
+        number = airline + digits
+        if airline.lower() in NOT_AIRLINES or number in codes:
             continue
         found.append(number)
     return list(dict.fromkeys(found))
@@ -232,7 +247,7 @@ def money(text: str) -> list[Money]:
 def names(text: str, places: frozenset[str] = frozenset()) -> list[str]:
     """Passenger names after "for", "under the name", "passenger", "Name:", "traveler"... (titles dropped)."""
     found = []
-    for match in _NAME_TRIGGER_RE.finditer(text):
+    for match in [*_NAME_TRIGGER_RE.finditer(text), *_NAME_SUBJECT_RE.finditer(text)]:
         kept: list[str] = []
         for word in match[1].split():
             bare = word.strip(".'’-").removesuffix("'s").removesuffix("’s")
@@ -248,24 +263,36 @@ def names(text: str, places: frozenset[str] = frozenset()) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def stated_details(text: str, today: date, places: frozenset[str], codes: set[str]) -> dict:
-    """The booking details stated in ``text`` (the fact-stating sentences of one message)."""
-    lowered = text.lower()
-    amounts = money(text)
-    return {
-        "flight_numbers": flight_numbers(text, codes),
-        "dates": [m for m in date_mentions(text, today) if not (m.form == "relative" and m.iso == today.isoformat())],
-        "cabins": cabin_mentions(lowered),
-        "passengers": passenger_count_mentions(lowered),
-        "names": names(text, places),
-        "totals": [m for m in amounts if m.qualifier == "total"],
-        "per_person": [m for m in amounts if m.qualifier == "per_person"],
-        "amounts": [m for m in amounts if m.qualifier == ""],
-    }
+def stated_details(parts: list[str], today: date, places: frozenset[str], codes: set[str]) -> dict:
+    """The booking details stated in ``parts`` (fact-stating sentences of one message), read sentence by sentence
+    so that no detail is read across a sentence or list-line boundary."""
+    stated: dict = {"flight_numbers": [], "dates": [], "cabins": [], "passengers": [], "names": [], "totals": [],
+                    "per_person": [], "amounts": []}
+    for part in parts:
+        lowered = part.lower()
+        amounts = money(part)
+        stated["flight_numbers"] += flight_numbers(part, codes)
+        stated["dates"] += _trusted_dates(part, today)
+        stated["cabins"] += cabin_mentions(lowered)
+        stated["passengers"] += passenger_count_mentions(lowered)
+        stated["names"] += names(part, places)
+        stated["totals"] += [m for m in amounts if m.qualifier == "total"]
+        stated["per_person"] += [m for m in amounts if m.qualifier == "per_person"]
+        stated["amounts"] += [m for m in amounts if m.qualifier == ""]
+    return stated
 
 
-def _statement_text(parts: list[str]) -> str:
-    return "\n".join(part for part in parts if not is_question(part) and not _NOT_A_STATEMENT_RE.search(part))
+def _trusted_dates(text: str, today: date) -> list[DateMention]:
+    """Dates stated as a flight's day: "today" is dropped (it is small talk: "anything else today?"), and a weekday
+    written beside an explicit date ("Thursday, December 17") is that date, not a day of its own."""
+    mentions = date_mentions(text, today)
+    explicit = [m.start for m in mentions if m.form not in ("relative", "weekday")]
+    return [m for m in mentions if not (m.form == "relative" and m.iso == today.isoformat())
+            and not (m.form == "weekday" and any(0 < start - m.start <= 16 for start in explicit))]
+
+
+def _statements(parts: list[str]) -> list[str]:
+    return [part for part in parts if not is_question(part) and not _NOT_A_STATEMENT_RE.search(part)]
 
 
 def extract_claims(transcript: list[Message], today: date | None = None,
@@ -297,7 +324,7 @@ def extract_claims(transcript: list[Message], today: date | None = None,
 def _booking_claims(index: int, parts: list[str], codes: list[str], cancel_parts: list[str], today: date,
                     places: frozenset[str]) -> list[Claim]:
     claims = []
-    facts = _statement_text(parts)
+    facts = _statements(parts)
     if len(codes) <= 1:
         cancelled = bool(cancel_parts) and not any(_claim_in(p, BOOKING_CLAIM_RES) for p in parts
                                                    if p not in cancel_parts)
@@ -307,7 +334,7 @@ def _booking_claims(index: int, parts: list[str], codes: list[str], cancel_parts
         return claims
     for code in codes:  # several codes: each is judged by its own sentence only
         own = [p for p in parts if code in p]
-        stated = stated_details(_statement_text(own), today, places, set(codes))
+        stated = stated_details(_statements(own), today, places, set(codes))
         stated["confirmation_code"] = code
         kind = "cancellation" if any(p in cancel_parts or re.search(r"(?i)cancel", p) for p in own) else "booking"
         claims.append(Claim(kind, index, "\n".join(own), stated))
