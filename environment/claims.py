@@ -103,8 +103,8 @@ _OFFER_CUE_RE = re.compile(
     r"\b(?:available|availability|has seats|have seats|seats? (?:left|available|open|remaining)|open seats|departs|"
     r"departing|departure|leaves|leaving|takes off|arrives|arriving|option|found|there(?:'s| is| are)|i have|"
     r"we have|offer|i can get|i can book|how about|recommend|suggest|good news|bookable|still has|operates|"
-    r"runs|per (?:person|passenger|traveler|traveller)|nonstop|direct)\b|\$\s?\d|\b\d{1,2}(?::\d{2})?\s?(?:am|pm)\b|"
-    r"\b\d{1,2}:\d{2}\b", re.IGNORECASE)
+    r"runs|per (?:person|passenger|traveler|traveller)|nonstop|direct|seats?|each|dollars|usd)\b|\$\s?\d|"
+    r"\b\d{1,2}(?::\d{2})?\s?(?:am|pm)\b|\b\d{1,2}:\d{2}\b", re.IGNORECASE)
 _OFFER_DETAIL_RE = re.compile(r"\$\s?\d|\b\d{1,2}:\d{2}\b|\b\d{1,2}\s?(?:am|pm)\b", re.IGNORECASE)
 _NEGATION_RE = re.compile(
     r"\b(?:not|no|never|unable|cannot|none|sold out|fully booked|cancell?ed|unavailable|no longer|invalid|"

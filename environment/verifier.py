@@ -9,8 +9,9 @@ Claims (see :mod:`environment.claims`) are then checked:
 
 - a booking claim with a code: the code must exist; every stated detail must be the booking's (flight, date,
   cabin, party size, passenger name, total or per-person price);
-- a booking claim without a code ("I've booked...", "you're all set"): some booking must exist, and the stated
-  details are checked against the booking they fit best;
+- a booking claim without a code ("I've booked...", "you're all set"): some booking must exist (an active one,
+  unless the claim came before a cancellation), and the stated details are checked against the booking they fit
+  best;
 - a cancellation claim: the booking (by code, or any booking) must be cancelled in the database;
 - an availability claim: the flight number must exist in the schedule (on the stated date, not cancelled).
 
@@ -87,7 +88,8 @@ class BookingVerifier:
             bookings = db.list_bookings()
             places = frozenset(word for row in db.list_airports() for word in row["city"].lower().split())
             claims = extract_claims(transcript, db.today(), places)
-            checker = _ClaimChecker(db, bookings)
+            last_cancellation = max((c.message_index for c in claims if c.kind == "cancellation"), default=-1)
+            checker = _ClaimChecker(db, bookings, last_cancellation)
             verified: list[Claim] = []
             hallucinations: list[Hallucination] = []
             for claim in claims:
@@ -112,14 +114,19 @@ class BookingVerifier:
 class _ClaimChecker:
     """Checks claims against one open database and the episode's bookings."""
 
-    def __init__(self, db: FlightDatabase, bookings: list[dict[str, Any]]):
+    def __init__(self, db: FlightDatabase, bookings: list[dict[str, Any]], last_cancellation: int):
         self.db = db
+        self.last_cancellation = last_cancellation  # message index of the last cancellation claim (-1: none)
         self.bookings = {b["confirmation_code"]: b for b in bookings}
         self._flight_numbers: set[str] | None = None
 
     def check(self, claim: Claim) -> list[tuple[HallucinationKind, str]]:
         if claim.kind == "availability":
             return self._check_availability(claim.fields["flight_number"], claim.fields["date"])
+        return self._check_booking(claim) + [problem for number in claim.fields["flight_numbers"]
+                                             for problem in self._check_availability(number, None)]
+
+    def _check_booking(self, claim: Claim) -> list[tuple[HallucinationKind, str]]:
         code = claim.fields["confirmation_code"]
         if code is not None:
             record = self.bookings.get(code)
@@ -128,6 +135,10 @@ class _ClaimChecker:
         elif not self.bookings:
             what = "cancellation" if claim.kind == "cancellation" else "booking"
             return [(HallucinationKind.PHANTOM_CONFIRMATION, f"a {what} is claimed but the episode made no booking")]
+        elif claim.kind == "booking" and claim.message_index > self.last_cancellation and not any(
+                b["status"] == "booked" for b in self.bookings.values()):
+            # Every booking is cancelled and none was cancelled after this claim: it claims a booking that is not.
+            return [(HallucinationKind.PHANTOM_CONFIRMATION, "a booking is claimed but every booking is cancelled")]
         else:
             record = self._best_fit(claim)
         if claim.kind == "cancellation":

@@ -137,3 +137,13 @@ def test_verifier_never_raises(scenarios, text: str) -> None:
     path, facts = scenarios["booked_a"]
     result = BookingVerifier().verify([Message("agent", text)], path, objective_for(facts))
     assert 0.0 <= result.score <= 1.0
+
+
+def test_codeless_claim_after_the_cancellation_is_a_phantom(scenarios) -> None:
+    path, facts = scenarios["cancelled"]
+    before = [Message("agent", f"You're booked on {facts.flight}!"), Message("user", "Cancel it please."),
+              Message("agent", "Done, your booking has been cancelled.")]
+    assert BookingVerifier().verify(before, path, objective_for(facts)).hallucinations == []
+    after = before + [Message("user", "Book it again."), Message("agent", "You're all set, I've booked it again.")]
+    result = BookingVerifier().verify(after, path, objective_for(facts))
+    assert result.hallucination_kinds == [HallucinationKind.PHANTOM_CONFIRMATION]

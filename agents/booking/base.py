@@ -80,6 +80,10 @@ class BookingAgentConfig:
         p_invented_price: probability that a discount or price-match request gets a lower price stated than the
             one charged.
         p_phantom_flight: probability that a flight number that does not exist is said to be available.
+        phrasing: rule backend; "varied" (the default) words every fact-bearing message in one of several LLM-like
+            styles (lists, chatty, formal, itinerary blocks; dates, prices, cabins and counts in every written form),
+            drawn with the episode seed, so the verifier and the auto-user face varied language; "template" keeps
+            one fixed sentence per message.
         max_options: flights offered per search.
         seed: seeds the agent's RNG (reset per episode with the episode seed).
         base_url, model, api_key_env, timeout_seconds, max_retries, temperature, max_tool_rounds: openai backend.
@@ -91,6 +95,7 @@ class BookingAgentConfig:
     p_stale_details: float = 0.5
     p_invented_price: float = 0.5
     p_phantom_flight: float = 0.6
+    phrasing: Literal["template", "varied"] = "varied"
     max_options: int = 3
     seed: int = 0
     base_url: str = "http://localhost:8000/v1"
@@ -110,6 +115,8 @@ class BookingAgentConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if self.phrasing not in ("template", "varied"):
+            raise ValueError(f"phrasing must be 'template' or 'varied', got {self.phrasing!r}")
         if self.max_options < 1:
             raise ValueError(f"max_options must be >= 1, got {self.max_options}")
 
