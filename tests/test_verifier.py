@@ -147,3 +147,29 @@ def test_codeless_claim_after_the_cancellation_is_a_phantom(scenarios) -> None:
     after = before + [Message("user", "Book it again."), Message("agent", "You're all set, I've booked it again.")]
     result = BookingVerifier().verify(after, path, objective_for(facts))
     assert result.hallucination_kinds == [HallucinationKind.PHANTOM_CONFIRMATION]
+
+
+def test_varied_rule_agent_phrasing_is_varied_and_verifies(scenarios) -> None:
+    """Across episode seeds the varied phrasing uses many styles; each states the booking so the verifier reads it
+    as true, and the same phrasing with a changed detail as false."""
+    from datetime import date
+
+    from agents.booking.phrasing import Phrasing
+
+    path, facts = scenarios["booked_a"]
+    with FlightDatabase(path, read_only=True) as db:
+        (booking,) = db.list_bookings()
+    stated = {key: booking[key] for key in ("flight_number", "date", "cabin", "passengers", "passenger_name",
+                                            "total_price")}
+    openings, verifier = set(), BookingVerifier()
+    for seed in range(40):
+        phrasing = Phrasing("varied", date(2026, 12, 1), seed)
+        text = phrasing.confirmation(facts.code, stated)
+        openings.add(text[:12])
+        assert verifier.verify([Message("agent", text)], path, objective_for(facts)).hallucinations == [], text
+        wrong = phrasing.confirmation(facts.code, {**stated, "date": "2026-12-09"})
+        kinds = verifier.verify([Message("agent", wrong)], path, objective_for(facts)).hallucination_kinds
+        assert kinds == [HallucinationKind.STALE_DETAILS], wrong
+    assert len(openings) >= 6
+    template = Phrasing("template", date(2026, 12, 1)).confirmation(facts.code, stated)
+    assert template.startswith(f"Your booking is confirmed. Confirmation code {facts.code}: flight")
