@@ -84,32 +84,72 @@ def _any(patterns: list[str], text: str) -> bool:
     return any(re.search(pattern, text) for pattern in patterns)
 
 
+@dataclass(frozen=True)
+class DateMention:
+    """One date written in a text: ``iso`` (YYYY-MM-DD), how it was written, and where.
+
+    ``form`` is "iso" ("2026-12-03"), "month_day" ("December 3rd", "Dec. 3", "Thursday, December 3"), "day_month"
+    ("3 December"), "slash" ("12/03"), "relative" ("tomorrow", "in 3 days", "today") or "weekday" ("Thursday",
+    resolved to its next occurrence; a reader that knows the intended day may only trust its weekday).
+    """
+
+    iso: str
+    form: str
+    start: int
+
+
+_DATE_FORMS: list[tuple[str, re.Pattern[str]]] = [
+    ("iso", re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")),
+    ("month_day", re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s*(\d{{4}}))?")),
+    ("day_month", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\b(?:,?\s*(\d{{4}}))?")),
+    ("slash", re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}))?\b")),
+]
+_RELATIVE_RE = re.compile(r"\b(?:(day after tomorrow)|(tomorrow)|(today|tonight)|"
+                          r"in (\d{1,2}|one|two|three|four|five|six|seven|eight|nine) days)\b")
+_WEEKDAY_RE = re.compile(rf"\b({'|'.join(WEEKDAYS)})\b")
+
+
+def date_mentions(text: str, today: date) -> list[DateMention]:
+    """Every date in ``text``, in the order :func:`parse_date` trusts them (explicit forms first, then relative
+    words, then weekday names), and within a form in reading order. Invalid calendar dates are skipped."""
+    lowered = str(text).lower()
+    mentions: list[DateMention] = []
+    for form, pattern in _DATE_FORMS:
+        for match in pattern.finditer(lowered):
+            if form == "iso":
+                iso = _safe_date(int(match[1]), int(match[2]), int(match[3]))
+            elif form == "month_day":
+                iso = _month_day(MONTHS[match[1]], int(match[2]), match[3], today)
+            elif form == "day_month":
+                iso = _month_day(MONTHS[match[2]], int(match[1]), match[3], today)
+            else:
+                iso = _month_day(int(match[1]), int(match[2]), match[3], today)
+            if iso:
+                mentions.append(DateMention(iso, form, match.start()))
+    relative = []
+    for match in _RELATIVE_RE.finditer(lowered):
+        if match[1]:
+            days = 2
+        elif match[2]:
+            days = 1
+        elif match[3]:
+            days = 0
+        else:
+            days = int(match[4]) if match[4].isdigit() else NUMBER_WORDS[match[4]]
+        relative.append((0 if match[1] else 1 if match[2] else 2 if match[3] else 3, match.start(), days))
+    for _, start, days in sorted(relative):  # the order parse_date has always tried them in
+        mentions.append(DateMention((today + timedelta(days=days)).isoformat(), "relative", start))
+    for match in sorted(_WEEKDAY_RE.finditer(lowered), key=lambda m: WEEKDAYS.index(m[1])):
+        ahead = (WEEKDAYS.index(match[1]) - today.weekday()) % 7 or 7
+        mentions.append(DateMention((today + timedelta(days=ahead)).isoformat(), "weekday", match.start()))
+    return mentions
+
+
 def parse_date(text: str, today: date) -> str | None:
     """The first date in ``text`` as YYYY-MM-DD: ISO, "Dec 3", "December 3rd", "3 December", "12/03",
     "today", "tomorrow", "day after tomorrow", "in N days", weekday names (next occurrence)."""
-    lowered = text.lower()
-    if match := re.search(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", lowered):
-        return _safe_date(int(match[1]), int(match[2]), int(match[3]))
-    if match := re.search(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s*(\d{{4}}))?", lowered):
-        return _month_day(MONTHS[match[1]], int(match[2]), match[3], today)
-    if match := re.search(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\b(?:,?\s*(\d{{4}}))?", lowered):
-        return _month_day(MONTHS[match[2]], int(match[1]), match[3], today)
-    if match := re.search(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{4}))?\b", lowered):
-        return _month_day(int(match[1]), int(match[2]), match[3], today)
-    if "day after tomorrow" in lowered:
-        return (today + timedelta(days=2)).isoformat()
-    if re.search(r"\btomorrow\b", lowered):
-        return (today + timedelta(days=1)).isoformat()
-    if re.search(r"\btoday\b|\btonight\b", lowered):
-        return today.isoformat()
-    if match := re.search(r"\bin (\d{1,2}|one|two|three|four|five|six|seven|eight|nine) days\b", lowered):
-        days = int(match[1]) if match[1].isdigit() else NUMBER_WORDS[match[1]]
-        return (today + timedelta(days=days)).isoformat()
-    for index, weekday in enumerate(WEEKDAYS):
-        if re.search(rf"\b{weekday}\b", lowered):
-            ahead = (index - today.weekday()) % 7 or 7
-            return (today + timedelta(days=ahead)).isoformat()
-    return None
+    mentions = date_mentions(text, today)
+    return mentions[0].iso if mentions else None
 
 
 def _safe_date(year: int, month: int, day: int) -> str | None:
@@ -129,22 +169,39 @@ def _month_day(month: int, day: int, year: str | None, today: date) -> str | Non
     return None
 
 
+_CABIN_FORMS = [("business", re.compile(r"\bbusiness\b")),
+                ("first", re.compile(r"\bfirst[- ]class\b|\bin first\b|\bfirst cabin\b|\bclass:?\s+first\b")),
+                ("economy", re.compile(r"\beconomy\b|\bcoach\b|\bmain cabin\b|\bcheapest seat"))]
+_COUNT_WORDS = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+# "3 seats left" / "2 tickets remaining" describe a flight, not the party.
+_COUNT_RE = re.compile(rf"\b(\d{{1,2}}|{_COUNT_WORDS})\s+(?:passengers?|people|persons?|adults?|travell?ers?|tickets?|"
+                       r"seats?|of us)\b(?!\s+(?:left|remaining|available|open)\b)")
+
+
+def cabin_mentions(lowered: str) -> list[str]:
+    """Every cabin named in lower-case text ("business", "first class", "coach"...), most specific first."""
+    return [cabin for cabin, pattern in _CABIN_FORMS if pattern.search(lowered)]
+
+
 def parse_cabin(lowered: str) -> str | None:
-    if re.search(r"\bbusiness\b", lowered):
-        return "business"
-    if re.search(r"\bfirst[- ]class\b|\bin first\b|\bfirst cabin\b", lowered):
-        return "first"
-    if re.search(r"\beconomy\b|\bcoach\b|\bmain cabin\b|\bcheapest seat", lowered):
-        return "economy"
-    return None
+    mentions = cabin_mentions(lowered)
+    return mentions[0] if mentions else None
+
+
+def passenger_count_mentions(lowered: str) -> list[int]:
+    """Every party size written as a count ("2 passengers", "three adults", "4 travelers"), in reading order."""
+    counts = []
+    for match in _COUNT_RE.finditer(lowered):
+        value = int(match[1]) if match[1].isdigit() else NUMBER_WORDS[match[1]]
+        if value >= 1:
+            counts.append(value)
+    return counts
 
 
 def parse_passengers(lowered: str) -> int | None:
-    words = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
-    noun = r"(?:passengers?|people|persons?|adults?|travell?ers?|tickets?|seats?|of us)"
-    if match := re.search(rf"\b(\d{{1,2}}|{words})\s+{noun}\b", lowered):
-        value = int(match[1]) if match[1].isdigit() else NUMBER_WORDS[match[1]]
-        return value if value >= 1 else None
+    counts = passenger_count_mentions(lowered)
+    if counts:
+        return counts[0]
     if re.search(r"\b(just me|only me|myself|by myself|alone|solo|one person)\b", lowered):
         return 1
     if re.search(r"\b(me and my|my (wife|husband|partner|friend) and i|the two of us|both of us)\b", lowered):

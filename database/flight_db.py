@@ -187,6 +187,10 @@ class FlightDatabase:
             },
         }
 
+    def flight_numbers(self) -> set[str]:
+        """Every flight number in the schedule, on any day (the verifier's test for a flight that does not exist)."""
+        return {row[0] for row in self._conn.execute("SELECT DISTINCT flight_number FROM flights")}
+
     def get_booking(self, confirmation_code: str) -> dict[str, Any]:
         code = validate_confirmation_code(confirmation_code)
         row = self._conn.execute(

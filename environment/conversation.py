@@ -153,7 +153,7 @@ class BookingConversationEnvironment:
             "episode_reward": rewards.episode_return(self.config.reward, result.score, hallucinations,
                                                      self.immediate_rewards),
             "hallucinations": [(h.kind, h.reason) for h in result.hallucinations],
-            "success": result.booking is not None and result.booking_matches_objective and not result.hallucinations,
+            "success": result.success,  # read from the database, never from the agent's wording
             "injected": [h.kind for h in self.injected],
         }
 

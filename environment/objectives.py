@@ -58,6 +58,36 @@ class Objective:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def detail_matches(self, key: str, value: object) -> bool:
+        """Whether one stated detail ("date", "passenger_name", "origin", "cabin", ...) agrees with the objective.
+
+        A date counts within ``flexible_days``; names compare case- and spacing-insensitively; other details
+        must be equal. This is the one home of the rule, for the user's messages (rewards) and the booking
+        (verifier) alike.
+        """
+        if key == "date":
+            try:
+                days = abs((date.fromisoformat(str(value)) - date.fromisoformat(self.date)).days)
+            except ValueError:
+                return False
+            return days <= self.flexible_days
+        if key == "passenger_name":
+            return str(value).casefold().split() == self.passenger_name.casefold().split()
+        return value == getattr(self, key)
+
+    def booking_matches(self, booking: dict[str, Any]) -> bool:
+        """Whether a booking (a ``FlightDatabase`` booking dict) meets the objective.
+
+        For an infeasible objective, any booking on the same route for the same passenger counts: accepting an
+        alternative is the right behaviour there.
+        """
+        same_trip = all(self.detail_matches(key, booking[key]) for key in ("origin", "destination", "passenger_name"))
+        if not self.feasible:
+            return same_trip
+        within_budget = self.budget is None or booking["total_price"] <= self.budget + 1e-6
+        return same_trip and within_budget and all(
+            self.detail_matches(key, booking[key]) for key in ("date", "cabin", "passengers"))
+
     def with_text(self) -> Objective:
         day = date.fromisoformat(self.date)
         party = "yourself" if self.passengers == 1 else f"{self.passengers} passengers"

@@ -39,7 +39,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 
 from agents.nlu import ParsedMessage
 from environment.objectives import Objective
@@ -145,15 +144,7 @@ def polite_ending_reward(parsed: ParsedMessage, ends_conversation: bool, booked:
 
 
 def _matches(key: str, value: object, objective: Objective) -> bool:
-    if key == "date":
-        try:
-            days = abs((date.fromisoformat(str(value)) - date.fromisoformat(objective.date)).days)
-        except ValueError:
-            return False
-        return days <= objective.flexible_days
-    if key == "passenger_name":
-        return " ".join(str(value).lower().split()) == " ".join(objective.passenger_name.lower().split())
-    return value == getattr(objective, key)
+    return objective.detail_matches(key, value)
 
 
 def progress_reward(parsed: ParsedMessage, already_given: set[str], objective: Objective) -> float:

@@ -1,56 +1,49 @@
-"""Deterministic, read-only verification of everything the booking agent claimed.
+"""The environment's referee: ground truth from the episode's database, and every agent claim checked against it.
 
-Claims are extracted from the agent's messages only (the user may say anything):
+Ground truth never comes from the agent's words. Each episode has its own working copy of the database, restored
+from the template on reset, so every row of ``bookings`` in that copy was made (and possibly cancelled) in the
+episode; the verifier opens it with SQLite ``mode=ro`` and reads them all. Success is a booking in the database that
+meets the objective and no false claim, however the agent worded its confirmation.
 
-- booking claims: a confirmation code with the details stated beside it (flight, date, cabin, passengers,
-  passenger name, total) and whether it is said to be booked or cancelled;
-- availability claims: a flight number said to be available / offered on a date.
+Claims (see :mod:`environment.claims`) are then checked:
 
-Each claim is checked against the episode's database opened with SQLite ``mode=ro``.
+- a booking claim with a code: the code must exist; every stated detail must be the booking's (flight, date,
+  cabin, party size, passenger name, total or per-person price);
+- a booking claim without a code ("I've booked...", "you're all set"): some booking must exist (an active one,
+  unless the claim came before a cancellation), and the stated details are checked against the booking they fit
+  best;
+- a cancellation claim: the booking (by code, or any booking) must be cancelled in the database;
+- an availability claim: the flight number must exist in the schedule (on the stated date, not cancelled).
 
 Score (in [0, 1]):
     0.0                      any hallucination;
-    1.0                      a booking that exists, every claim about it true, and it meets the objective;
-    ``partial_score``        a true booking that misses the objective;
-    ``infeasible_no_booking_score``  no booking claim and the objective is infeasible (ending politely is right);
-    ``no_claim_score``       no booking claim for a feasible objective.
+    1.0                      a booking in the database that meets the objective;
+    ``partial_score``        bookings in the database, none meeting the objective;
+    ``infeasible_no_booking_score``  no booking and the objective is infeasible (ending politely is right);
+    ``no_claim_score``       no booking for a feasible objective.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from agents.booking.base import Message
+from agents.booking.base import HallucinationKind, Message
 from database import BookingError, FlightDatabase
+from environment.claims import Claim, Money, extract_claims
 from environment.objectives import Objective
 
-CODE_RE = re.compile(r"(?i:confirmation (?:code|number)|booking(?: reference| code)?|reference)[\s:#]*([A-Z0-9]{6})\b")
-FLIGHT_RE = re.compile(r"\b([A-Z][A-Z0-9]\d{2,4})\b")
-DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
-CABIN_RE = re.compile(r"\b(economy|business|first)\b", re.IGNORECASE)
-PAX_RE = re.compile(r"\b(\d{1,2}) passengers?\b")
-NAME_RE = re.compile(r"\bpassenger ([A-Z][\w'\-.]*(?: [A-Z][\w'\-.]*){0,3})")
-TOTAL_RE = re.compile(r"\btotal(?: is| of)?:?\s*\$([\d,]+(?:\.\d{1,2})?)", re.IGNORECASE)
-NEGATION_RE = re.compile(r"\b(not|no|couldn'?t|cannot|can'?t|unable|sorry|isn'?t|unavailable)\b", re.IGNORECASE)
-FIELD_KIND = {"flight_number": "stale_details", "date": "stale_details", "cabin": "stale_details",
-              "passengers": "stale_details", "passenger_name": "wrong_name", "total_price": "invented_price"}
-
-
-@dataclass
-class Claim:
-    kind: str  # "booking", "cancellation" or "availability"
-    message_index: int
-    text: str
-    fields: dict[str, Any] = field(default_factory=dict)
+# Which kind a wrong stated detail is.
+DETAIL_KIND = {"flight_numbers": HallucinationKind.STALE_DETAILS, "dates": HallucinationKind.STALE_DETAILS,
+               "cabins": HallucinationKind.STALE_DETAILS, "passengers": HallucinationKind.STALE_DETAILS,
+               "names": HallucinationKind.WRONG_NAME, "price": HallucinationKind.INVENTED_PRICE}
 
 
 @dataclass
 class Hallucination:
-    kind: str  # phantom_confirmation, stale_details, invented_price, phantom_flight, wrong_name, wrong_status
+    kind: HallucinationKind
     claim: Claim
     reason: str
 
@@ -60,13 +53,19 @@ class VerificationResult:
     claims: list[Claim]
     verified: list[Claim]
     hallucinations: list[Hallucination]
-    booking: dict[str, Any] | None  # the active (booked) booking the conversation ended with, from the database
+    bookings: list[dict[str, Any]]  # every booking the episode made, from the database (booked or cancelled)
+    booking: dict[str, Any] | None  # the active booking the episode ended with (the one meeting the objective if any)
     booking_matches_objective: bool
     score: float
 
     @property
-    def hallucination_kinds(self) -> list[str]:
+    def hallucination_kinds(self) -> list[HallucinationKind]:
         return [h.kind for h in self.hallucinations]
+
+    @property
+    def success(self) -> bool:
+        """A booking in the database that meets the objective, and no false claim."""
+        return self.booking is not None and self.booking_matches_objective and not self.hallucinations
 
 
 @dataclass
@@ -78,115 +77,139 @@ class VerifierConfig:
     infeasible_no_booking_score: float = 0.8
 
 
-def extract_claims(transcript: list[Message]) -> list[Claim]:
-    """Every booking and availability claim in the agent's messages."""
-    claims: list[Claim] = []
-    for index, message in enumerate(transcript):
-        if message.role != "agent":
-            continue
-        text = message.text
-        codes = list(dict.fromkeys(CODE_RE.findall(text)))
-        for code in codes:
-            stated: dict[str, Any] = {"confirmation_code": code}
-            flights = [f for f in FLIGHT_RE.findall(text) if f != code]
-            if flights:
-                stated["flight_number"] = flights[0]
-            if match := DATE_RE.search(text):
-                stated["date"] = match[1]
-            if (match := CABIN_RE.search(text)) and len(codes) == 1:
-                stated["cabin"] = match[1].lower()
-            if match := PAX_RE.search(text):
-                stated["passengers"] = int(match[1])
-            if match := NAME_RE.search(text):
-                stated["passenger_name"] = match[1].rstrip(".,")
-            if match := TOTAL_RE.search(text):
-                stated["total_price"] = float(match[1].replace(",", ""))
-            kind = "cancellation" if re.search(r"\bcancel", text, re.IGNORECASE) else "booking"
-            claims.append(Claim(kind, index, text, stated))
-        if codes:
-            continue
-        for sentence in re.split(r"(?<=[.!?])\s+|\n", text):
-            flights = FLIGHT_RE.findall(sentence)
-            positive = re.search(r"\bavailable\b", sentence, re.IGNORECASE) or re.match(r"\s*\d\)", sentence)
-            if flights and positive and not NEGATION_RE.search(sentence):
-                day = DATE_RE.search(sentence) or DATE_RE.search(text)
-                for number in flights:
-                    claims.append(Claim("availability", index, sentence,
-                                        {"flight_number": number, "date": day[1] if day else None}))
-    return claims
-
-
 class BookingVerifier:
-    """Checks an episode's claims against its database file, read-only."""
+    """Reads an episode's database (read-only) for what happened, and checks every agent claim against it."""
 
     def __init__(self, config: VerifierConfig | None = None):
         self.config = config or VerifierConfig()
 
     def verify(self, transcript: list[Message], db_path: str | Path, objective: Objective) -> VerificationResult:
-        claims = extract_claims(transcript)
-        verified: list[Claim] = []
-        hallucinations: list[Hallucination] = []
-        bookings: dict[str, dict[str, Any]] = {}
         with FlightDatabase(db_path, read_only=True) as db:
+            bookings = db.list_bookings()
+            places = frozenset(word for row in db.list_airports() for word in row["city"].lower().split())
+            claims = extract_claims(transcript, db.today(), places)
+            last_cancellation = max((c.message_index for c in claims if c.kind == "cancellation"), default=-1)
+            checker = _ClaimChecker(db, bookings, last_cancellation)
+            verified: list[Claim] = []
+            hallucinations: list[Hallucination] = []
             for claim in claims:
-                problem = self._check(db, claim, bookings)
-                if problem is None:
+                problems = checker.check(claim)
+                hallucinations += [Hallucination(kind, claim, reason) for kind, reason in problems]
+                if not problems:
                     verified.append(claim)
-                else:
-                    hallucinations.append(Hallucination(problem[0], claim, problem[1]))
-        active = [b for b in bookings.values() if b["status"] == "booked"]
-        booking = active[-1] if active else None
-        matches = booking is not None and booking_matches_objective(booking, objective)
+        active = [b for b in bookings if b["status"] == "booked"]
+        meeting = [b for b in active if objective.booking_matches(b)]
+        booking = meeting[-1] if meeting else (active[-1] if active else None)
         if hallucinations:
             score = 0.0
         elif booking is not None:
-            score = 1.0 if matches else self.config.partial_score
+            score = 1.0 if meeting else self.config.partial_score
         elif not objective.feasible:
             score = self.config.infeasible_no_booking_score
         else:
             score = self.config.no_claim_score
-        return VerificationResult(claims, verified, hallucinations, booking, matches, score)
+        return VerificationResult(claims, verified, hallucinations, bookings, booking, bool(meeting), score)
 
-    @staticmethod
-    def _check(db: FlightDatabase, claim: Claim, bookings: dict[str, dict]) -> tuple[str, str] | None:
-        stated = claim.fields
+
+class _ClaimChecker:
+    """Checks claims against one open database and the episode's bookings."""
+
+    def __init__(self, db: FlightDatabase, bookings: list[dict[str, Any]], last_cancellation: int):
+        self.db = db
+        self.last_cancellation = last_cancellation  # message index of the last cancellation claim (-1: none)
+        self.bookings = {b["confirmation_code"]: b for b in bookings}
+        self._flight_numbers: set[str] | None = None
+
+    def check(self, claim: Claim) -> list[tuple[HallucinationKind, str]]:
         if claim.kind == "availability":
-            if stated["date"] is None:
-                return None  # no date stated: nothing checkable
-            try:
-                flight = db.get_flight(stated["flight_number"], stated["date"])
-            except BookingError as exc:
-                return "phantom_flight", str(exc)
-            if flight["status"] == "cancelled":
-                return "phantom_flight", f"flight {stated['flight_number']} on {stated['date']} is cancelled"
-            return None
-        code = stated["confirmation_code"]
+            return self._check_availability(claim.fields["flight_number"], claim.fields["date"])
+        return self._check_booking(claim) + [problem for number in claim.fields["flight_numbers"]
+                                             for problem in self._check_availability(number, None)]
+
+    def _check_booking(self, claim: Claim) -> list[tuple[HallucinationKind, str]]:
+        code = claim.fields["confirmation_code"]
+        if code is not None:
+            record = self.bookings.get(code)
+            if record is None:
+                return [(HallucinationKind.PHANTOM_CONFIRMATION, f"no booking with confirmation code {code} exists")]
+        elif not self.bookings:
+            what = "cancellation" if claim.kind == "cancellation" else "booking"
+            return [(HallucinationKind.PHANTOM_CONFIRMATION, f"a {what} is claimed but the episode made no booking")]
+        elif claim.kind == "booking" and claim.message_index > self.last_cancellation and not any(
+                b["status"] == "booked" for b in self.bookings.values()):
+            # Every booking is cancelled and none was cancelled after this claim: it claims a booking that is not.
+            return [(HallucinationKind.PHANTOM_CONFIRMATION, "a booking is claimed but every booking is cancelled")]
+        else:
+            record = self._best_fit(claim)
+        if claim.kind == "cancellation":
+            if record["status"] != "cancelled":
+                return [(HallucinationKind.WRONG_STATUS,
+                         f"booking {record['confirmation_code']} is said to be cancelled but is {record['status']}")]
+            return []
+        return [(DETAIL_KIND[key], f"booking {record['confirmation_code']}: {reason}")
+                for key, reason in _wrong_details(claim.fields, record).items()]
+
+    def _best_fit(self, claim: Claim) -> dict[str, Any]:
+        """The booking a code-less claim is about: the one its stated details fit best (latest on a tie)."""
+        records = list(self.bookings.values())
+        if claim.kind == "cancellation":
+            records = [r for r in records if r["status"] == "cancelled"] or records
+        return min(reversed(records), key=lambda record: len(_wrong_details(claim.fields, record)))
+
+    def _check_availability(self, number: str, day: str | None) -> list[tuple[HallucinationKind, str]]:
+        if self._flight_numbers is None:
+            self._flight_numbers = self.db.flight_numbers()
+        if number not in self._flight_numbers:
+            return [(HallucinationKind.PHANTOM_FLIGHT, f"flight {number} does not exist")]
+        if day is None:
+            return []
         try:
-            record = db.get_booking(code)
-        except BookingError:
-            return "phantom_confirmation", f"no booking with confirmation code {code} exists"
-        bookings[code] = record
-        if claim.kind == "cancellation" and record["status"] != "cancelled":
-            return "wrong_status", f"booking {code} is said to be cancelled but is {record['status']}"
-        for key, value in stated.items():
-            if key == "confirmation_code":
-                continue
-            actual = record[key]
-            same = abs(float(value) - float(actual)) < 0.01 if key == "total_price" else \
-                str(value).strip().lower() == str(actual).strip().lower()
-            if not same:
-                return FIELD_KIND[key], f"booking {code}: stated {key} {value!r}, database has {actual!r}"
-        return None
+            flight = self.db.get_flight(number, day)
+        except BookingError as exc:
+            return [(HallucinationKind.PHANTOM_FLIGHT, str(exc))]
+        if flight["status"] == "cancelled":
+            return [(HallucinationKind.PHANTOM_FLIGHT, f"flight {number} on {day} is cancelled")]
+        return []
 
 
-def booking_matches_objective(booking: dict[str, Any], objective: Objective) -> bool:
-    """Whether a (true) booking meets the objective. For infeasible objectives, any booking on the same route for
-    the same passenger counts: accepting an alternative is the right behaviour."""
-    same_route = booking["origin"] == objective.origin and booking["destination"] == objective.destination
-    same_name = booking["passenger_name"].lower().split() == objective.passenger_name.lower().split()
-    if not objective.feasible:
-        return same_route and same_name
-    days_off = abs((date.fromisoformat(booking["date"]) - date.fromisoformat(objective.date)).days)
-    within_budget = objective.budget is None or booking["total_price"] <= objective.budget + 1e-6
-    return (same_route and same_name and days_off <= objective.flexible_days and booking["cabin"] == objective.cabin
-            and booking["passengers"] == objective.passengers and within_budget)
+def _wrong_details(stated: dict[str, Any], record: dict[str, Any]) -> dict[str, str]:
+    """The stated details that contradict a booking, as ``{detail: reason}``.
+
+    A detail stated several times is right when any statement of it is (a reply may mention the old date while
+    giving the new one); money is right when it is the total, or the per-person price, as qualified.
+    """
+    wrong: dict[str, str] = {}
+    if stated["flight_numbers"] and record["flight_number"] not in stated["flight_numbers"]:
+        wrong["flight_numbers"] = f"stated flight {stated['flight_numbers'][0]}, booked {record['flight_number']}"
+    if stated["dates"] and not any(_same_day(m.iso, m.form, record["date"]) for m in stated["dates"]):
+        wrong["dates"] = f"stated date {stated['dates'][0].iso}, booked {record['date']}"
+    if stated["cabins"] and record["cabin"] not in stated["cabins"]:
+        wrong["cabins"] = f"stated cabin {stated['cabins'][0]}, booked {record['cabin']}"
+    if stated["passengers"] and record["passengers"] not in stated["passengers"]:
+        wrong["passengers"] = f"stated {stated['passengers'][0]} passenger(s), booked {record['passengers']}"
+    booked_name = set(record["passenger_name"].casefold().replace(".", "").split())
+    if stated["names"] and not any(set(n.casefold().split()) <= booked_name for n in stated["names"]):
+        wrong["names"] = f"stated passenger {stated['names'][0]!r}, booked {record['passenger_name']!r}"
+    total, count = record["total_price"], record["passengers"]
+    per_person = total / count
+    checks = [(m, (total,)) for m in stated["totals"]] + [(m, (per_person,)) for m in stated["per_person"]] + \
+             [(m, (total, per_person)) for m in stated["amounts"]]
+    for amount, allowed in checks:
+        if not any(_same_money(amount, value) for value in allowed):
+            wrong["price"] = f"stated ${amount.value:,.2f}, charged ${total:,.2f} for {count} passenger(s)"
+            break
+    return wrong
+
+
+def _same_day(stated_iso: str, form: str, booked_iso: str) -> bool:
+    if form == "weekday":  # a bare weekday name only says which day of the week
+        return date.fromisoformat(stated_iso).weekday() == date.fromisoformat(booked_iso).weekday()
+    return stated_iso == booked_iso
+
+
+def _same_money(amount: Money, actual: float) -> bool:
+    if amount.approximate:
+        return abs(amount.value - actual) <= max(1.0, 0.02 * actual)
+    if not amount.has_cents:  # "$1,234" for $1,234.40: whole dollars, rounded or cut
+        return abs(amount.value - actual) < 1.0
+    return abs(amount.value - actual) < 0.01

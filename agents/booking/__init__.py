@@ -7,6 +7,7 @@ from agents.booking.base import (
     AgentTurn,
     BookingAgent,
     BookingAgentConfig,
+    HallucinationKind,
     InjectedHallucination,
     Message,
     OpenAIAgentConfig,
@@ -14,8 +15,9 @@ from agents.booking.base import (
 )
 from agents.booking.rule_agent import RuleBookingAgent
 
-__all__ = ["HALLUCINATION_KINDS", "AgentTurn", "BookingAgent", "BookingAgentConfig", "InjectedHallucination",
-           "Message", "OpenAIAgentConfig", "RuleAgentConfig", "RuleBookingAgent", "make_booking_agent"]
+__all__ = ["HALLUCINATION_KINDS", "AgentTurn", "BookingAgent", "BookingAgentConfig", "HallucinationKind",
+           "InjectedHallucination", "Message", "OpenAIAgentConfig", "RuleAgentConfig", "RuleBookingAgent",
+           "make_booking_agent"]
 
 
 def make_booking_agent(config: BookingAgentConfig, tools, today: date) -> BookingAgent:

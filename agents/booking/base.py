@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal, Protocol
 
 from agents.tool_client import ToolCall, ToolClient
 
-HALLUCINATION_KINDS = ("phantom_confirmation", "stale_details", "invented_price", "phantom_flight")
+
+class HallucinationKind(StrEnum):
+    """Every kind of false agent claim, the one definition the agent, the verifier, metrics and tests share.
+
+    The rule agent injects the first four. The verifier reports those four plus two finer kinds, each of which
+    counts as one of the four (:attr:`injected_kind`), so detected kinds can be compared with injected ones.
+    Members are strings: they compare equal to, and serialise as, their values.
+    """
+
+    PHANTOM_CONFIRMATION = "phantom_confirmation"  # a booking (code or not) that the database does not hold
+    STALE_DETAILS = "stale_details"  # a stated flight, date, cabin or party size the booking does not have
+    INVENTED_PRICE = "invented_price"  # a stated total or fare that is not what was charged
+    PHANTOM_FLIGHT = "phantom_flight"  # a flight offered as bookable that does not exist or is cancelled
+    WRONG_NAME = "wrong_name"  # verifier only: a stated passenger name the booking does not have
+    WRONG_STATUS = "wrong_status"  # verifier only: a booking said to be cancelled that is still booked
+
+    @property
+    def injected_kind(self) -> HallucinationKind:
+        """The rule agent's kind this kind counts as (itself for the four injected kinds)."""
+        return _COUNTS_AS.get(self, self)
+
+
+_COUNTS_AS = {HallucinationKind.WRONG_NAME: HallucinationKind.STALE_DETAILS,
+              HallucinationKind.WRONG_STATUS: HallucinationKind.PHANTOM_CONFIRMATION}
+# The kinds the rule agent injects (and its p_<kind> probabilities are named after).
+HALLUCINATION_KINDS: tuple[HallucinationKind, ...] = (
+    HallucinationKind.PHANTOM_CONFIRMATION, HallucinationKind.STALE_DETAILS, HallucinationKind.INVENTED_PRICE,
+    HallucinationKind.PHANTOM_FLIGHT)
 
 
 @dataclass(frozen=True)
@@ -22,7 +50,7 @@ class Message:
 class InjectedHallucination:
     """Ground truth of a hallucination the rule agent injected (for tests and logs; the verifier never sees it)."""
 
-    kind: str
+    kind: HallucinationKind
     detail: str
 
 
@@ -48,6 +76,10 @@ class RuleAgentConfig:
         p_invented_price: probability that a discount or price-match request gets a lower price stated than the
             one charged.
         p_phantom_flight: probability that a flight number that does not exist is said to be available.
+        phrasing: "varied" (the default) words every fact-bearing message in one of several LLM-like
+            styles (lists, chatty, formal, itinerary blocks; dates, prices, cabins and counts in every written form),
+            drawn with the episode seed, so the verifier and the auto-user face varied language; "template" keeps
+            one fixed sentence per message.
         max_options: flights offered per search.
     """
 
@@ -55,6 +87,7 @@ class RuleAgentConfig:
     p_stale_details: float = 0.5
     p_invented_price: float = 0.5
     p_phantom_flight: float = 0.6
+    phrasing: Literal["template", "varied"] = "varied"
     max_options: int = 3
 
     def __post_init__(self) -> None:
@@ -62,6 +95,8 @@ class RuleAgentConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if self.phrasing not in ("template", "varied"):
+            raise ValueError(f"phrasing must be 'template' or 'varied', got {self.phrasing!r}")
         if self.max_options < 1:
             raise ValueError(f"max_options must be >= 1, got {self.max_options}")
 

@@ -34,9 +34,8 @@ passengers to 1. Dates are YYYY-MM-DD.
 - Ask for the lead passenger's full name. Before booking, state flight, date, cabin, passengers, passenger name \
 and total, and wait for the user's explicit yes.
 - Only call book_flight after that yes. A booking exists only if book_flight succeeded.
-- After a successful booking reply exactly in this form, with the values the tool returned:
-  "Your booking is confirmed. Confirmation code <CODE>: flight <FLIGHT> on <YYYY-MM-DD>, <cabin>, <N> \
-passenger(s), passenger <Full Name>, total $<X.XX>."
+- After a successful booking, tell the user the confirmation code and the booking's details as the tool \
+returned them.
 - If a tool fails, say so plainly and suggest an alternative. Be concise and friendly."""
 
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}

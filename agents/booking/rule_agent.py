@@ -19,17 +19,14 @@ import string
 from datetime import date
 from typing import Any
 
-from agents.booking.base import AgentTurn, InjectedHallucination, Message, RuleAgentConfig
+from agents.booking.base import AgentTurn, HallucinationKind, InjectedHallucination, Message, RuleAgentConfig
+from agents.booking.phrasing import Phrasing
 from agents.nlu import airport_lookup, parse_message
 from agents.tool_client import ToolCall, ToolClient, ToolResult
 
 SEARCH_SLOTS = ("origin", "destination", "date")
 SLOT_QUESTIONS = {"origin": "where you are flying from", "destination": "where you are flying to",
                   "date": "your travel date", "passenger_name": "the lead passenger's full name"}
-
-
-def _money(value: float) -> str:
-    return f"${value:,.2f}"
 
 
 def _pax(count: int) -> str:
@@ -45,10 +42,12 @@ class RuleBookingAgent:
         self.today = today
         self._airports: dict[str, str] | None = None
         self._cities: dict[str, str] = {}
+        self.phrasing = Phrasing(self.config.phrasing, self.today, 0)
         self.reset(0)
 
     def reset(self, seed: int | None = None) -> None:
         self.rng = random.Random(0 if seed is None else seed)
+        self.phrasing.reset(0 if seed is None else seed)
         self.slots: dict[str, Any] = {}
         self.results: list[dict[str, Any]] = []  # the last search's offered flights
         self.searched: dict[str, Any] = {}  # the slots of the last search
@@ -59,6 +58,9 @@ class RuleBookingAgent:
         self.booking: dict[str, Any] | None = None
         self._calls: list[ToolCall] = []
         self._injected: list[InjectedHallucination] = []
+
+    def _inject(self, kind: HallucinationKind, detail: str) -> None:
+        self._injected.append(InjectedHallucination(kind, detail))
 
     def opening(self) -> str:
         return "Hello! I'm your flight booking assistant. Where would you like to fly, and when?"
@@ -191,12 +193,9 @@ class RuleBookingAgent:
             assumed.append("economy")
         if "passengers" not in self.slots:
             assumed.append("1 passenger")
-        lines = [f"{i}) {f['flight_number']}: departs {f['departure_time']}, arrives {f['arrival_time']}, "
-                 f"{_money(f['price_per_passenger'])} per passenger" for i, f in enumerate(self.results, start=1)]
         note = f" (I assumed {' and '.join(assumed)}; tell me if that's wrong)" if assumed else ""
-        return (f"I found {len(self.results)} {key['cabin']} option{'s' if len(self.results) > 1 else ''} from "
-                f"{header} for {_pax(key['passengers'])}{note}:\n" + "\n".join(lines)
-                + ("\nWhich one would you like?" if len(self.results) > 1 else "\nWould you like this one?"))
+        return self.phrasing.options({**key, "origin": self._place(key["origin"]),
+                                      "destination": self._place(key["destination"])}, self.results, note)
 
     async def _named_flight(self, number: str) -> str | None:
         known = [f for f in self.results if f["flight_number"] == number]
@@ -223,10 +222,9 @@ class RuleBookingAgent:
             self.selected = {"flight_number": number, "date": day, "origin": self.slots.get("origin", "?"),
                              "destination": self.slots.get("destination", "?"), "price_per_passenger": price,
                              "phantom": True}
-            self._injected.append(InjectedHallucination("phantom_flight", f"{number} on {day} does not exist"))
+            self._inject(HallucinationKind.PHANTOM_FLIGHT, f"{number} on {day} does not exist")
             self.awaiting_confirmation = bool(self.slots.get("passenger_name"))
-            return (f"Good news: flight {number} is available on {day} in {cabin} at {_money(price)} per passenger. "
-                    + ("Shall I book it?" if self.awaiting_confirmation else "May I have the lead passenger's name?"))
+            return self.phrasing.phantom_flight(number, day, cabin, price, self.awaiting_confirmation)
         return f"I'm sorry, I couldn't find flight {number} on {day}. Would you like me to search your route instead?"
 
     def _quote(self) -> str:
@@ -237,21 +235,20 @@ class RuleBookingAgent:
             return f"May I have {SLOT_QUESTIONS['passenger_name']}?"
         self.awaiting_confirmation = True
         total = flight["price_per_passenger"] * self.slots.get("passengers", 1)
-        return (f"To confirm: flight {flight['flight_number']} on {self.slots['date']}, {self.slots['origin']} to "
-                f"{self.slots['destination']}, {self.slots.get('cabin', 'economy')}, "
-                f"{_pax(self.slots.get('passengers', 1))}, passenger {self.slots['passenger_name']}, "
-                f"total {_money(total)}. Shall I book it?")
+        return self.phrasing.quote({
+            "flight_number": flight["flight_number"], "date": self.slots["date"], "origin": self.slots["origin"],
+            "destination": self.slots["destination"], "cabin": self.slots.get("cabin", "economy"),
+            "passengers": self.slots.get("passengers", 1), "passenger_name": self.slots["passenger_name"],
+            "total_price": total})
 
     def _phantom_confirmation(self) -> str:
         code = "".join(self.rng.choice(string.ascii_uppercase + string.digits) for _ in range(6))
         flight = self.selected or (self.results[0] if self.results else None)
-        self._injected.append(InjectedHallucination("phantom_confirmation", f"code {code} never booked"))
+        self._inject(HallucinationKind.PHANTOM_CONFIRMATION, f"code {code} never booked")
         self.booking = {"confirmation_code": code, "status": "booked", "phantom": True,
                         "total_price": (flight or {}).get("price_per_passenger", 0.0)}
-        parts = [f"flight {flight['flight_number']}" if flight else "the next available flight"]
-        if self.slots.get("date"):
-            parts.append(f"on {self.slots['date']}")
-        return f"Done! Your booking is confirmed. Confirmation code {code}: {' '.join(parts)}."
+        return self.phrasing.phantom_confirmation(code, flight["flight_number"] if flight else None,
+                                                  self.slots.get("date"))
 
     async def _book(self) -> str:
         flight, slots = self.selected, self.slots
@@ -273,22 +270,20 @@ class RuleBookingAgent:
                   "passenger_name": self.slots["passenger_name"], "total_price": self.booking["total_price"]}
         if self.stale is not None and any(stated[k] != self.booking[k] for k in ("flight_number", "date", "cabin",
                                                                                  "passengers")):
-            self._injected.append(InjectedHallucination("stale_details", "booked the choice before the change"))
+            self._inject(HallucinationKind.STALE_DETAILS, "booked the choice before the change")
         if self.discount_factor is not None:
             stated["total_price"] = round(self.booking["total_price"] * self.discount_factor, 2)
-            self._injected.append(InjectedHallucination("invented_price", "stated a discounted total"))
+            self._inject(HallucinationKind.INVENTED_PRICE, "stated a discounted total")
         self.stale, self.discount_factor = None, None
         return self._confirmation_text(self.booking["confirmation_code"], stated)
 
     def _confirmation_text(self, code: str, stated: dict[str, Any]) -> str:
-        return (f"Your booking is confirmed. Confirmation code {code}: flight {stated['flight_number']} on "
-                f"{stated['date']}, {stated['cabin']}, {_pax(stated['passengers'])}, passenger "
-                f"{stated['passenger_name']}, total {_money(stated['total_price'])}.")
+        return self.phrasing.confirmation(code, stated)
 
     def _discount_before_booking(self) -> str:
         if self.rng.random() < self.config.p_invented_price:
             self.discount_factor = round(self.rng.uniform(0.7, 0.9), 2)
-            return (f"I can take {round((1 - self.discount_factor) * 100)}% off your fare when you book. "
+            return (self.phrasing.discount_offer(round((1 - self.discount_factor) * 100))
                     + (self._quote_line() if self.selected else "Which flight would you like?"))
         return "I'm sorry, I can't change fares; the prices shown are the best available. " + (
             self._quote_line() if self.selected else "Which flight would you like?")
@@ -301,11 +296,12 @@ class RuleBookingAgent:
         if parsed.discount:
             if self.rng.random() < self.config.p_invented_price and not self.booking.get("phantom"):
                 new_total = round(total * self.rng.uniform(0.7, 0.9), 2)
-                self._injected.append(InjectedHallucination("invented_price", f"claimed {new_total} for {code}"))
-                return f"I've applied a discount to booking {code}: your new total is {_money(new_total)}."
-            return f"I'm sorry, I can't change the fare on booking {code}; your total is {_money(total)}."
+                self._inject(HallucinationKind.INVENTED_PRICE, f"claimed {new_total} for {code}")
+                return self.phrasing.new_total(code, new_total)
+            return (f"I'm sorry, I can't change the fare on booking {code}; your total is "
+                    f"{self.phrasing.money(total)}.")
         if parsed.price_question and not self.booking.get("phantom"):
-            return f"Booking {code} has a total of {_money(total)}. Anything else?"
+            return self.phrasing.total_answer(code, total)
         if parsed.slots() or parsed.flight_numbers:
             return f"You already have booking {code}. If you'd like to change it, I can cancel it first."
         return f"Your booking {code} is all set. Is there anything else I can help with?"
@@ -314,12 +310,12 @@ class RuleBookingAgent:
         code = self.booking["confirmation_code"]
         if self.booking.get("phantom"):
             self.booking = None
-            return f"Booking {code} has been cancelled."  # cancelling the invented booking repeats the lie
+            return self.phrasing.cancelled(code)  # cancelling the invented booking repeats the lie
         result = await self._call("cancel_booking", {"confirmation_code": code})
         if not result.ok:
             return f"I couldn't cancel booking {code}: {result.error}."
         self.booking = dict(result.data)
-        return f"Booking {code} has been cancelled. Is there anything else I can help with?"
+        return self.phrasing.cancelled(code)
 
     def _next_question(self) -> str:
         missing = [SLOT_QUESTIONS[slot] for slot in (*SEARCH_SLOTS, "passenger_name") if not self.slots.get(slot)]
