@@ -19,6 +19,7 @@ from typing import Any
 CABINS = ("economy", "business", "first")
 MAX_PASSENGERS = 9
 MAX_NAME_LENGTH = 64
+REQUIRED_TABLES = ("airports", "flights", "passengers", "bookings", "metadata")
 # Passenger names: letters (any script), spaces, apostrophes, hyphens and periods, e.g. "Mary-Jane O'Neil Jr.".
 _NAME_PATTERN = re.compile(r"^[^\W\d_]+(?:[ '\-.]+[^\W\d_]+)*\.?$")
 _DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -86,6 +87,10 @@ class FlightDatabase:
     Args:
         path: the database file.
         read_only: open with SQLite ``mode=ro``; write methods then fail. The verifier uses this mode.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: ``path`` is a directory, not an SQLite file, or lacks the flight tables (one line).
     """
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False):
@@ -93,11 +98,22 @@ class FlightDatabase:
         self.read_only = read_only
         if not self.path.exists():
             raise FileNotFoundError(f"flight database not found: {self.path}")
+        if not self.path.is_file():
+            raise ValueError(f"{self.path} is not a flight database (not a file)")
         uri = f"file:{self.path.resolve()}?mode={'ro' if read_only else 'rw'}"
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where several statements must be atomic.
         self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA foreign_keys = ON")
+        # Fail here, once and clearly, rather than with "internal error" on every later call.
+        try:
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise ValueError(f"{self.path} is not a flight database ({exc})") from None
+        if missing := sorted(set(REQUIRED_TABLES) - tables):
+            self._conn.close()
+            raise ValueError(f"{self.path} is not a flight database (no table {', '.join(missing)})")
         # The MCP server runs tools on worker threads that share this connection. Every statement, reads included,
         # runs under this lock and is read to the end, so no read lock is held while a booking starts: a connection
         # that holds a read lock gets SQLITE_BUSY at once on BEGIN IMMEDIATE (the busy timeout does not apply), and

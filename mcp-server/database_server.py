@@ -65,9 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", required=True, help="SQLite database file")
     parser.add_argument("--read-only", action="store_true", help="serve only the read tools, open the file mode=ro")
     args = parser.parse_args(argv)
-    if not Path(args.db).exists():
-        parser.error(f"--db: no such file {args.db}")
-    create_server(args.db, read_only=args.read_only).run("stdio")
+    try:  # a missing file, a directory or a non-database stops the server here, with one line
+        server = create_server(args.db, read_only=args.read_only)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.error(f"--db: {exc}")
+    server.run("stdio")
 
 
 if __name__ == "__main__":
