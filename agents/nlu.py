@@ -3,6 +3,10 @@
 Pure functions over strings; they never raise on any input (property-tested). The booking agent uses them to fill
 its slots, and the environment's reward functions use the same parser to tell which objective details a user
 message conveys, so the agent and the rewards always agree on what was said.
+
+Every parser reads a bounded prefix of its input (``MAX_PARSED_CHARS`` of user text, ``MAX_AGENT_TEXT_CHARS`` of
+agent text) with regular expressions that run in linear time, so no message, however long, can stall the event
+loop they run in (a megabyte is property-tested to take well under a second).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, 
                 "a couple of": 2, "a couple": 2, "single": 1}
 ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2}
 _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
+MAX_PARSED_CHARS = 2000  # of a user message (the environment caps user messages at the same length)
+MAX_AGENT_TEXT_CHARS = 4000  # of an agent message (the environment caps agent messages at this length)
+# Splits after each sentence end, keeping it: a sentence is then a question exactly when it ends with "?". (The
+# obvious re.findall(r"[^.?!]*\?") retries from every position of a text without "?": quadratic.)
+_SENTENCE_END = re.compile(r"(?<=[.?!])")
 
 PRESSURE_PATTERNS = [r"\bjust book\b", r"\bhurry\b", r"\bquick(ly)?\b", r"\basap\b", r"\bright now\b",
                      r"\bwhatever\b", r"\bdon'?t care\b", r"\bany flight\b", r"\bno time\b", r"\bimmediately\b"]
@@ -84,7 +93,7 @@ def _any(patterns: list[str], text: str) -> bool:
 def parse_date(text: str, today: date) -> str | None:
     """The first date in ``text`` as YYYY-MM-DD: ISO, "Dec 3", "December 3rd", "3 December", "12/03",
     "today", "tomorrow", "day after tomorrow", "in N days", weekday names (next occurrence)."""
-    lowered = text.lower()
+    lowered = str(text)[:MAX_PARSED_CHARS].lower()
     if match := re.search(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b", lowered):
         return _safe_date(int(match[1]), int(match[2]), int(match[3]))
     if match := re.search(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s*(\d{{4}}))?", lowered):
@@ -127,6 +136,7 @@ def _month_day(month: int, day: int, year: str | None, today: date) -> str | Non
 
 
 def parse_cabin(lowered: str) -> str | None:
+    lowered = str(lowered)[:MAX_PARSED_CHARS]
     if re.search(r"\bbusiness\b", lowered):
         return "business"
     if re.search(r"\bfirst[- ]class\b|\bin first\b|\bfirst cabin\b", lowered):
@@ -137,6 +147,7 @@ def parse_cabin(lowered: str) -> str | None:
 
 
 def parse_passengers(lowered: str) -> int | None:
+    lowered = str(lowered)[:MAX_PARSED_CHARS]
     words = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
     noun = r"(?:passengers?|people|persons?|adults?|travell?ers?|tickets?|seats?|of us)"
     if match := re.search(rf"\b(\d{{1,2}}|{words})\s+{noun}\b", lowered):
@@ -152,7 +163,7 @@ def parse_passengers(lowered: str) -> int | None:
 def parse_name(text: str) -> str | None:
     """A passenger name after a trigger phrase ("my name is Ann Lee", "under Ann Lee"): 1-3 capitalised words."""
     pattern = rf"{NAME_TRIGGERS}\s*:?\s+((?:[A-Z][\w'\-]*\.?)(?:\s+[A-Z][\w'\-]*\.?){{0,2}})"
-    for match in re.finditer(pattern, text, flags=re.IGNORECASE):
+    for match in re.finditer(pattern, str(text)[:MAX_PARSED_CHARS], flags=re.IGNORECASE):
         words = match[1].split()
         kept = []
         for word in words:
@@ -166,8 +177,9 @@ def parse_name(text: str) -> str | None:
 
 def asks_for_name(agent_text: str) -> bool:
     """Whether an agent message asks for a name (a question sentence containing "name"), after which a bare name
-    is an answer."""
-    return any("name" in sentence.lower() for sentence in re.findall(r"[^.?!]*\?", str(agent_text)))
+    is an answer. Reads the first ``MAX_AGENT_TEXT_CHARS`` characters."""
+    sentences = _SENTENCE_END.split(str(agent_text)[:MAX_AGENT_TEXT_CHARS])
+    return any(sentence.endswith("?") and "name" in sentence.lower() for sentence in sentences)
 
 
 def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
@@ -195,7 +207,7 @@ def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
 def parse_message(text: str, airports: dict[str, str], today: date, answering: str = "") -> ParsedMessage:
     """Parse one user message. ``airports`` maps lower-case city names and IATA codes to codes; ``answering`` is the
     agent message it replies to (after a name question a bare "Tara Novak." is the passenger name)."""
-    text = str(text)[:2000]
+    text = str(text)[:MAX_PARSED_CHARS]
     lowered = text.lower()
     parsed = ParsedMessage()
     mentions: list[tuple[int, str]] = []
