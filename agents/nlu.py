@@ -3,6 +3,10 @@
 Pure functions over strings; they never raise on any input (property-tested). The booking agent uses them to fill
 its slots, and the environment's reward functions use the same parser to tell which objective details a user
 message conveys, so the agent and the rewards always agree on what was said.
+
+Every parser reads a bounded prefix of its input (``MAX_PARSED_CHARS`` of user text, ``MAX_AGENT_TEXT_CHARS`` of
+agent text) with regular expressions that run in linear time, so no message, however long, can stall the event
+loop they run in (a megabyte is property-tested to take well under a second).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, 
                 "a couple of": 2, "a couple": 2, "single": 1}
 ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2}
 _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
+MAX_PARSED_CHARS = 2000  # of a user message (the environment caps user messages at the same length)
+MAX_AGENT_TEXT_CHARS = 4000  # of an agent message (the environment caps agent messages at this length)
+# Splits after each sentence end, keeping it: a sentence is then a question exactly when it ends with "?". (The
+# obvious re.findall(r"[^.?!]*\?") retries from every position of a text without "?": quadratic.)
+_SENTENCE_END = re.compile(r"(?<=[.?!])")
 
 PRESSURE_PATTERNS = [r"\bjust book\b", r"\bhurry\b", r"\bquick(ly)?\b", r"\basap\b", r"\bright now\b",
                      r"\bwhatever\b", r"\bdon'?t care\b", r"\bany flight\b", r"\bno time\b", r"\bimmediately\b"]
@@ -111,8 +120,9 @@ _WEEKDAY_RE = re.compile(rf"\b({'|'.join(WEEKDAYS)})\b")
 
 def date_mentions(text: str, today: date) -> list[DateMention]:
     """Every date in ``text``, in the order :func:`parse_date` trusts them (explicit forms first, then relative
-    words, then weekday names), and within a form in reading order. Invalid calendar dates are skipped."""
-    lowered = str(text).lower()
+    words, then weekday names), and within a form in reading order. Invalid calendar dates are skipped. Reads the
+    first ``MAX_AGENT_TEXT_CHARS`` characters."""
+    lowered = str(text)[:MAX_AGENT_TEXT_CHARS].lower()
     mentions: list[DateMention] = []
     for form, pattern in _DATE_FORMS:
         for match in pattern.finditer(lowered):
@@ -148,7 +158,7 @@ def date_mentions(text: str, today: date) -> list[DateMention]:
 def parse_date(text: str, today: date) -> str | None:
     """The first date in ``text`` as YYYY-MM-DD: ISO, "Dec 3", "December 3rd", "3 December", "12/03",
     "today", "tomorrow", "day after tomorrow", "in N days", weekday names (next occurrence)."""
-    mentions = date_mentions(text, today)
+    mentions = date_mentions(str(text)[:MAX_PARSED_CHARS], today)
     return mentions[0].iso if mentions else None
 
 
@@ -179,19 +189,22 @@ _COUNT_RE = re.compile(rf"\b(\d{{1,2}}|{_COUNT_WORDS})\s+(?:passengers?|people|p
 
 
 def cabin_mentions(lowered: str) -> list[str]:
-    """Every cabin named in lower-case text ("business", "first class", "coach"...), most specific first."""
+    """Every cabin named in lower-case text ("business", "first class", "coach"...), most specific first (reads the
+    first ``MAX_AGENT_TEXT_CHARS`` characters)."""
+    lowered = str(lowered)[:MAX_AGENT_TEXT_CHARS]
     return [cabin for cabin, pattern in _CABIN_FORMS if pattern.search(lowered)]
 
 
 def parse_cabin(lowered: str) -> str | None:
-    mentions = cabin_mentions(lowered)
+    mentions = cabin_mentions(str(lowered)[:MAX_PARSED_CHARS])
     return mentions[0] if mentions else None
 
 
 def passenger_count_mentions(lowered: str) -> list[int]:
-    """Every party size written as a count ("2 passengers", "three adults", "4 travelers"), in reading order."""
+    """Every party size written as a count ("2 passengers", "three adults", "4 travelers"), in reading order (reads
+    the first ``MAX_AGENT_TEXT_CHARS`` characters)."""
     counts = []
-    for match in _COUNT_RE.finditer(lowered):
+    for match in _COUNT_RE.finditer(str(lowered)[:MAX_AGENT_TEXT_CHARS]):
         value = int(match[1]) if match[1].isdigit() else NUMBER_WORDS[match[1]]
         if value >= 1:
             counts.append(value)
@@ -199,6 +212,7 @@ def passenger_count_mentions(lowered: str) -> list[int]:
 
 
 def parse_passengers(lowered: str) -> int | None:
+    lowered = str(lowered)[:MAX_PARSED_CHARS]
     counts = passenger_count_mentions(lowered)
     if counts:
         return counts[0]
@@ -212,7 +226,7 @@ def parse_passengers(lowered: str) -> int | None:
 def parse_name(text: str) -> str | None:
     """A passenger name after a trigger phrase ("my name is Ann Lee", "under Ann Lee"): 1-3 capitalised words."""
     pattern = rf"{NAME_TRIGGERS}\s*:?\s+((?:[A-Z][\w'\-]*\.?)(?:\s+[A-Z][\w'\-]*\.?){{0,2}})"
-    for match in re.finditer(pattern, text, flags=re.IGNORECASE):
+    for match in re.finditer(pattern, str(text)[:MAX_PARSED_CHARS], flags=re.IGNORECASE):
         words = match[1].split()
         kept = []
         for word in words:
@@ -226,8 +240,9 @@ def parse_name(text: str) -> str | None:
 
 def asks_for_name(agent_text: str) -> bool:
     """Whether an agent message asks for a name (a question sentence containing "name"), after which a bare name
-    is an answer."""
-    return any("name" in sentence.lower() for sentence in re.findall(r"[^.?!]*\?", str(agent_text)))
+    is an answer. Reads the first ``MAX_AGENT_TEXT_CHARS`` characters."""
+    sentences = _SENTENCE_END.split(str(agent_text)[:MAX_AGENT_TEXT_CHARS])
+    return any(sentence.endswith("?") and "name" in sentence.lower() for sentence in sentences)
 
 
 def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
@@ -255,7 +270,7 @@ def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
 def parse_message(text: str, airports: dict[str, str], today: date, answering: str = "") -> ParsedMessage:
     """Parse one user message. ``airports`` maps lower-case city names and IATA codes to codes; ``answering`` is the
     agent message it replies to (after a name question a bare "Tara Novak." is the passenger name)."""
-    text = str(text)[:2000]
+    text = str(text)[:MAX_PARSED_CHARS]
     lowered = text.lower()
     parsed = ParsedMessage()
     mentions: list[tuple[int, str]] = []

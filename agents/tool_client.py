@@ -1,8 +1,9 @@
 """How the booking agent reaches the database: through tools, over MCP stdio or in process.
 
-Both clients expose the same async interface and return identical :class:`ToolResult` values for the same calls,
-so callers pick ``transport: mcp`` (a real MCP server subprocess) or ``transport: inprocess`` (the same tool
-functions called directly, much faster) in config.
+Both clients expose the same async interface and return identical :class:`ToolResult` values for the same calls
+(both run tools through ``FlightTools.call``, which checks arguments once, the same way), so callers pick
+``transport: mcp`` (a real MCP server subprocess) or ``transport: inprocess`` (the same tool functions called
+directly, much faster) in config.
 """
 
 from __future__ import annotations
@@ -63,12 +64,10 @@ class InProcessToolClient:
         await self.start()
         if name not in self.tool_names():
             return ToolResult(ok=False, error=f"Unknown tool: {name}")
-        try:
-            return ToolResult(ok=True, data=getattr(self._tools, name)(**(arguments or {})))
+        try:  # FlightTools.call checks the arguments exactly as the MCP server does
+            return ToolResult(ok=True, data=self._tools.call(name, arguments))
         except BookingError as exc:
             return ToolResult(ok=False, error=str(exc))
-        except TypeError as exc:  # wrong or missing arguments, as MCP's schema validation would report
-            return ToolResult(ok=False, error=f"invalid arguments for {name}: {exc}")
 
     async def close(self) -> None:
         if self._tools is not None:
@@ -142,9 +141,6 @@ def _from_mcp_result(name: str, result: Any) -> ToolResult:
         text = " ".join(getattr(block, "text", "") for block in result.content).strip()
         prefix = f"Error executing tool {name}: "
         text = text[len(prefix):] if text.startswith(prefix) else text
-        if "validation error" in text:  # schema validation: name the argument and the problem on one line
-            lines = [line.strip() for line in text.splitlines()[1:3]]
-            return ToolResult(ok=False, error=f"invalid arguments for {name}: {': '.join(lines)}")
         return ToolResult(ok=False, error=text.splitlines()[0] if text else "tool error")
     return ToolResult(ok=True, data=result.structured_content)
 

@@ -19,6 +19,7 @@ from typing import Any
 CABINS = ("economy", "business", "first")
 MAX_PASSENGERS = 9
 MAX_NAME_LENGTH = 64
+REQUIRED_TABLES = ("airports", "flights", "passengers", "bookings", "metadata")
 # Passenger names: letters (any script), spaces, apostrophes, hyphens and periods, e.g. "Mary-Jane O'Neil Jr.".
 _NAME_PATTERN = re.compile(r"^[^\W\d_]+(?:[ '\-.]+[^\W\d_]+)*\.?$")
 _DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -86,6 +87,10 @@ class FlightDatabase:
     Args:
         path: the database file.
         read_only: open with SQLite ``mode=ro``; write methods then fail. The verifier uses this mode.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: ``path`` is a directory, not an SQLite file, or lacks the flight tables (one line).
     """
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False):
@@ -93,12 +98,27 @@ class FlightDatabase:
         self.read_only = read_only
         if not self.path.exists():
             raise FileNotFoundError(f"flight database not found: {self.path}")
+        if not self.path.is_file():
+            raise ValueError(f"{self.path} is not a flight database (not a file)")
         uri = f"file:{self.path.resolve()}?mode={'ro' if read_only else 'rw'}"
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where several statements must be atomic.
         self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._lock = threading.Lock()
+        # Fail here, once and clearly, rather than with "internal error" on every later call.
+        try:
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise ValueError(f"{self.path} is not a flight database ({exc})") from None
+        if missing := sorted(set(REQUIRED_TABLES) - tables):
+            self._conn.close()
+            raise ValueError(f"{self.path} is not a flight database (no table {', '.join(missing)})")
+        # The MCP server runs tools on worker threads that share this connection. Every statement, reads included,
+        # runs under this lock and is read to the end, so no read lock is held while a booking starts: a connection
+        # that holds a read lock gets SQLITE_BUSY at once on BEGIN IMMEDIATE (the busy timeout does not apply), and
+        # a booking would be refused with seats free. Reentrant: a booking reads inside its own transaction.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self._conn.close()
@@ -110,8 +130,17 @@ class FlightDatabase:
         self.close()
 
     # -- reads -------------------------------------------------------------------------------------------------
+    def _fetch_all(self, sql: str, parameters: tuple = ()) -> list[sqlite3.Row]:
+        """Run one query to completion under the connection lock (no statement is left holding a read lock)."""
+        with self._lock:
+            return self._conn.execute(sql, parameters).fetchall()
+
+    def _fetch_one(self, sql: str, parameters: tuple = ()) -> sqlite3.Row | None:
+        rows = self._fetch_all(sql, parameters)
+        return rows[0] if rows else None
+
     def metadata(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM metadata WHERE key = ?", (key,)).fetchone()
+        row = self._fetch_one("SELECT value FROM metadata WHERE key = ?", (key,))
         return row["value"] if row else None
 
     def today(self) -> date:
@@ -122,7 +151,7 @@ class FlightDatabase:
         return date.fromisoformat(today)
 
     def list_airports(self) -> list[dict[str, str]]:
-        rows = self._conn.execute("SELECT code, city, state, name FROM airports ORDER BY code").fetchall()
+        rows = self._fetch_all("SELECT code, city, state, name FROM airports ORDER BY code")
         return [dict(row) for row in rows]
 
     def resolve_airport(self, value: str) -> str:
@@ -130,10 +159,10 @@ class FlightDatabase:
         text = " ".join(str(value).split())
         if not text or len(text) > 64:
             raise BookingError(f"unknown airport {_one_line(value)}")
-        row = self._conn.execute(
+        row = self._fetch_one(
             "SELECT code FROM airports WHERE code = upper(?) OR lower(city) = lower(?) OR lower(name) = lower(?)",
             (text, text, text),
-        ).fetchone()
+        )
         if row is None:
             raise BookingError(f"unknown airport {_one_line(value)}; use an IATA code or a city we serve")
         return row["code"]
@@ -146,13 +175,13 @@ class FlightDatabase:
         day, cabin, passengers = validate_date(date), validate_cabin(cabin), validate_passengers(passengers)
         if origin_code == destination_code:
             raise BookingError("origin and destination are the same airport")
-        rows = self._conn.execute(
+        rows = self._fetch_all(
             f"SELECT flight_number, origin, destination, departure_date, departure_time, arrival_time,"
             f" price_{cabin} AS price, seats_{cabin} AS seats_left FROM flights"
             f" WHERE origin = ? AND destination = ? AND departure_date = ? AND status != 'cancelled'"
             f" AND seats_{cabin} >= ? ORDER BY departure_time",
             (origin_code, destination_code, day, passengers),
-        ).fetchall()  # the f-string only inserts a validated cabin name; values are parameters
+        )  # the f-string only inserts a validated cabin name; values are parameters
         return [
             {
                 "flight_number": row["flight_number"], "origin": row["origin"], "destination": row["destination"],
@@ -167,9 +196,7 @@ class FlightDatabase:
         number = str(flight_number).strip().upper()
         if not re.fullmatch(r"[A-Z0-9]{2}\d{1,4}", number):
             raise BookingError(f"malformed flight number {_one_line(flight_number)}")
-        row = self._conn.execute(
-            "SELECT * FROM flights WHERE flight_number = ? AND departure_date = ?", (number, day)
-        ).fetchone()
+        row = self._fetch_one("SELECT * FROM flights WHERE flight_number = ? AND departure_date = ?", (number, day))
         if row is None:
             raise BookingError(f"no flight {number} on {day}")
         return row
@@ -193,23 +220,23 @@ class FlightDatabase:
 
     def get_booking(self, confirmation_code: str) -> dict[str, Any]:
         code = validate_confirmation_code(confirmation_code)
-        row = self._conn.execute(
+        row = self._fetch_one(
             "SELECT b.confirmation_code, b.cabin, b.passenger_name, b.num_passengers, b.total_price, b.status,"
             " b.created_at, f.flight_number, f.origin, f.destination, f.departure_date, f.departure_time"
             " FROM bookings b JOIN flights f ON f.flight_id = b.flight_id WHERE b.confirmation_code = ?",
             (code,),
-        ).fetchone()
+        )
         if row is None:
             raise BookingError(f"no booking with confirmation code {code}")
         return _booking_dict(row)
 
     def list_bookings(self) -> list[dict[str, Any]]:
         """Every booking (verification and tests; not exposed as a tool)."""
-        rows = self._conn.execute(
+        rows = self._fetch_all(
             "SELECT b.confirmation_code, b.cabin, b.passenger_name, b.num_passengers, b.total_price, b.status,"
             " b.created_at, f.flight_number, f.origin, f.destination, f.departure_date, f.departure_time"
             " FROM bookings b JOIN flights f ON f.flight_id = b.flight_id ORDER BY b.created_at, b.rowid"
-        ).fetchall()
+        )
         return [_booking_dict(row) for row in rows]
 
     # -- writes ------------------------------------------------------------------------------------------------
@@ -238,9 +265,7 @@ class FlightDatabase:
                         f"{cabin} on {flight['flight_number']} {day} has fewer than {passengers} seats left"
                     )
                 self._conn.execute("INSERT OR IGNORE INTO passengers (full_name) VALUES (?)", (name,))
-                (passenger_id,) = self._conn.execute(
-                    "SELECT passenger_id FROM passengers WHERE full_name = ?", (name,)
-                ).fetchone()
+                (passenger_id,) = self._fetch_one("SELECT passenger_id FROM passengers WHERE full_name = ?", (name,))
                 code = self._new_confirmation_code(flight["flight_id"], name)
                 total = round(flight[f"price_{cabin}"] * passengers, 2)
                 self._conn.execute(
@@ -249,7 +274,7 @@ class FlightDatabase:
                     (code, flight["flight_id"], passenger_id, cabin, name, passengers, total,
                      datetime.now().isoformat(timespec="seconds")),
                 )
-                self._conn.execute("COMMIT")
+                self._commit()
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -261,10 +286,10 @@ class FlightDatabase:
         with self._lock:
             self._begin_write()
             try:
-                row = self._conn.execute(
+                row = self._fetch_one(
                     "SELECT flight_id, cabin, num_passengers, status FROM bookings WHERE confirmation_code = ?",
                     (code,),
-                ).fetchone()
+                )
                 if row is None:
                     raise BookingError(f"no booking with confirmation code {code}")
                 if row["status"] == "cancelled":
@@ -275,7 +300,7 @@ class FlightDatabase:
                     " WHERE flight_id = ?",
                     (row["num_passengers"], row["flight_id"]),
                 )
-                self._conn.execute("COMMIT")
+                self._commit()
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -289,21 +314,28 @@ class FlightDatabase:
         except sqlite3.OperationalError as exc:
             raise BookingError(f"database is busy ({exc})") from None
 
+    def _commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # still locked by readers after the busy timeout
+            raise BookingError(f"database is busy ({exc})") from None
+
     def _new_confirmation_code(self, flight_id: int, name: str) -> str:
         """A random 6-character code, seeded by the database's ``code_salt`` and how many bookings exist.
 
         Seeding from database content (not process state) makes episodes reproducible and identical across
         transports, while codes still look random, so a hallucinated code cannot match a real one by luck.
         """
-        (count,) = self._conn.execute("SELECT count(*) FROM bookings").fetchone()
+        (count,) = self._fetch_one("SELECT count(*) FROM bookings")
         rng = random.Random(f"{self.metadata('code_salt')}:{count}:{flight_id}:{name}")
         while True:
             code = "".join(rng.choice(_CODE_ALPHABET) for _ in range(6))
-            if not self._conn.execute("SELECT 1 FROM bookings WHERE confirmation_code = ?", (code,)).fetchone():
+            if not self._fetch_one("SELECT 1 FROM bookings WHERE confirmation_code = ?", (code,)):
                 return code
 
     def set_code_salt(self, salt: str) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO metadata (key, value) VALUES ('code_salt', ?)", (str(salt),))
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO metadata (key, value) VALUES ('code_salt', ?)", (str(salt),))
 
 
 def _booking_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -1,15 +1,19 @@
 """The booking tools, as typed, documented functions over one :class:`FlightDatabase`.
 
-The MCP server registers these bound methods as its tools (their type hints and docstrings are the schema), and
-the in-process tool client calls the very same methods, so both transports return identical results.
-There is deliberately no tool that runs arbitrary SQL.
+The MCP server publishes these methods as its tools (their type hints and docstrings are the schema), and both
+transports call them through :meth:`FlightTools.call`, which checks the arguments against those same type hints
+with :func:`validate_tool_arguments` before running the tool. The in-process client and the MCP server therefore
+accept and refuse exactly the same arguments, with the same one-line errors (the MCP server does not let pydantic
+coerce ``"2"`` or ``true`` to an int first). There is deliberately no tool that runs arbitrary SQL.
 """
 
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import Any
 
-from database.flight_db import FlightDatabase
+from database.flight_db import BookingError, FlightDatabase, _one_line
 
 READ_TOOLS = ("list_airports", "search_flights", "get_flight", "get_booking")
 WRITE_TOOLS = ("book_flight", "cancel_booking")
@@ -20,6 +24,11 @@ class FlightTools:
 
     def __init__(self, db: FlightDatabase):
         self.db = db
+
+    def call(self, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run tool ``name`` on ``arguments`` checked by :func:`validate_tool_arguments` (the one entry point of both
+        transports). The caller decides which tools it offers (``READ_TOOLS`` only, when read-only)."""
+        return getattr(self, name)(**validate_tool_arguments(name, arguments))
 
     def list_airports(self) -> dict[str, Any]:
         """List every airport served: IATA code, city, state and airport name."""
@@ -79,3 +88,41 @@ class FlightTools:
             confirmation_code: the code given at booking time.
         """
         return self.db.cancel_booking(confirmation_code)
+
+
+_JSON_TYPE_NAMES = {str: "a string", int: "an integer"}
+
+
+def validate_tool_arguments(name: str, arguments: object) -> dict[str, Any]:
+    """Check a tool call's arguments against the tool's signature; return them as keyword arguments.
+
+    Strict JSON types: a ``str`` parameter takes only a string (not ``null``), an ``int`` one only an integer (not a
+    boolean, a float or a numeric string). Missing required and unexpected arguments are refused. What the values
+    mean (dates, cabins, names, ...) is checked by the tool itself.
+
+    Raises:
+        BookingError: one line, "invalid arguments for TOOL: ...", naming the argument and the value received.
+    """
+    if name not in READ_TOOLS + WRITE_TOOLS:
+        raise BookingError(f"Unknown tool: {_one_line(name)}")
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise BookingError(f"invalid arguments for {name}: expected an object, got {_one_line(arguments)}")
+    method = getattr(FlightTools, name)
+    hints = typing.get_type_hints(method)
+    parameters = [p for p in inspect.signature(method).parameters.values() if p.name != "self"]
+    known = {parameter.name for parameter in parameters}
+    for key in arguments:
+        if key not in known:
+            raise BookingError(f"invalid arguments for {name}: unexpected argument {_one_line(key)}")
+    for parameter in parameters:
+        if parameter.name not in arguments:
+            if parameter.default is inspect.Parameter.empty:
+                raise BookingError(f"invalid arguments for {name}: missing argument {parameter.name!r}")
+            continue
+        value, expected = arguments[parameter.name], hints[parameter.name]
+        if isinstance(value, bool) or not isinstance(value, expected):  # bool is an int subclass; JSON true is not
+            raise BookingError(f"invalid arguments for {name}: {parameter.name} must be {_JSON_TYPE_NAMES[expected]},"
+                               f" got {_one_line(value)}")
+    return dict(arguments)

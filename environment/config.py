@@ -30,7 +30,8 @@ class EnvironmentConfig:
     Attributes:
         db_path: template flight database; ``None`` builds/uses ``database/flights.db`` (seed ``db_seed``).
         db_seed: generator seed for the default database.
-        workdir: where per-environment working copies live (a temp dir when ``None``).
+        workdir: where per-environment working copies live; ``None``: a ``flightdb-<pid>-*`` temp dir, removed on
+            close, or by the next environment to start if this process was killed.
         max_conversation_length: user turns before an episode is truncated.
         history_window: messages of history shown in the state (the most recent ones).
         state_template: "plain" (``plain_template``) or "chat" (the tokenizer's chat template: the booking agent

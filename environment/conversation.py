@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.booking import Message, make_booking_agent
-from agents.nlu import airport_lookup, parse_message
+from agents.nlu import MAX_AGENT_TEXT_CHARS, airport_lookup, parse_message
 from agents.tool_client import ToolCall, make_tool_client
 from database import EpisodeDatabase, FlightDatabase
 from database.build import ensure_database
@@ -22,6 +22,9 @@ from environment.objectives import Objective
 from environment.verifier import BookingVerifier, VerificationResult
 
 MAX_USER_MESSAGE_CHARS = 2000
+# Agent replies (an LLM agent's may run to megabytes) are cut to what the parser reads; the verifier, the rewards
+# and the policy's state then never see more.
+MAX_AGENT_MESSAGE_CHARS = MAX_AGENT_TEXT_CHARS
 
 
 @dataclass
@@ -96,7 +99,7 @@ class BookingConversationEnvironment:
         episode_seed = self.rng.randrange(2**31)
         self.database.reset(code_salt=episode_seed)
         self.agent.reset(episode_seed)
-        history = [Message("agent", self.agent.opening())] if self.config.agent_opens else []
+        history = [Message("agent", self.agent.opening()[:MAX_AGENT_MESSAGE_CHARS])] if self.config.agent_opens else []
         self.state = ConversationState(objective=objective, history=history)
         self.immediate_rewards, self.injected = [], []
         return self.state
@@ -122,7 +125,7 @@ class BookingConversationEnvironment:
         else:
             turn = await self.agent.respond(state.history)
             if not turn.error:  # a failed backend call leaves no (empty) agent message behind
-                state.history.append(Message("agent", turn.text))
+                state.history.append(Message("agent", turn.text[:MAX_AGENT_MESSAGE_CHARS]))
             self._update_context(turn.tool_calls)
             self.injected.extend(turn.injected)
             if turn.error:
