@@ -49,6 +49,9 @@ class TrainingPPOConfig(PPOConfig):
         turn_gamma: discount between user turns for turn-level credit (see ``training/credit.py``).
         max_train_minutes: stop after the epoch that passes this wall-clock budget (then save as usual);
             ``None`` trains all ``max_epochs``.
+        max_failed_epochs: stop (saving a checkpoint, exit code 3) after this many consecutive epochs without a
+            usable episode, i.e. every conversation ended in an agent backend error; such an epoch logs its errors
+            and skips the update. 0 never stops.
     """
 
     max_epochs: int = 10
@@ -56,9 +59,12 @@ class TrainingPPOConfig(PPOConfig):
     num_envs: int = 4
     turn_gamma: float = 0.9
     max_train_minutes: float | None = None
+    max_failed_epochs: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.max_failed_epochs < 0:
+            raise ValueError(f"max_failed_epochs must be >= 0 (0: never stop), got {self.max_failed_epochs}")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
             raise ValueError(f"max_train_minutes must be > 0 or null, got {self.max_train_minutes}")
         for name in ("max_epochs", "rollout_episodes", "num_envs"):
