@@ -84,6 +84,14 @@ class BookingAgentConfig:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
         if self.max_options < 1:
             raise ValueError(f"max_options must be >= 1, got {self.max_options}")
+        if not self.timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {self.timeout_seconds}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.max_tool_rounds < 1:
+            raise ValueError(f"max_tool_rounds must be >= 1, got {self.max_tool_rounds}")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
 
 
 class BookingAgent(Protocol):
