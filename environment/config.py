@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,6 +18,7 @@ PLAIN_TEMPLATE = (
     "Conversation:\n{history}\n"
     "User:"
 )
+STATE_FIELDS = ("objective", "context", "turn", "max_turns")  # what format_state fills in (plus "history")
 SYSTEM_TEMPLATE = (
     "You are a traveller chatting with an airline booking agent. Reply with your next message only.\n"
     "Objective: {objective}\nBooking context: {context}\nTurn: {turn} of {max_turns}"
@@ -89,3 +91,18 @@ class EnvironmentConfig:
             raise ValueError(f"infeasible_fraction must be in [0, 1), got {self.infeasible_fraction}")
         if self.num_objectives < 2:
             raise ValueError(f"num_objectives must be >= 2, got {self.num_objectives}")
+        _check_template("plain_template", self.plain_template, (*STATE_FIELDS, "history"))
+        _check_template("system_template", self.system_template, STATE_FIELDS)
+
+
+def _check_template(name: str, template: str, allowed: tuple[str, ...]) -> None:
+    """A ``str.format`` template may use only the fields ``format_state`` fills in (``{{``/``}}`` for braces)."""
+    try:
+        fields = [parsed[1] for parsed in string.Formatter().parse(template) if parsed[1] is not None]
+    except ValueError as exc:
+        raise ValueError(f"{name} is not a valid format string ({exc}); write literal braces as {{{{ and }}}}") \
+            from None
+    unknown = sorted({f for f in fields if f.split(".")[0].split("[")[0] not in allowed})
+    if unknown:
+        raise ValueError(f"{name} uses unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
+                         f"allowed: {', '.join('{' + f + '}' for f in allowed)}")

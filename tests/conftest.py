@@ -44,3 +44,34 @@ def _single_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_command(out: Path, template_db: Path, model_cache: Path, *settings: str) -> list[str]:
+    """``train_ppo.py`` on the tiny config, writing only under ``out`` (database and model cache given)."""
+    import sys
+
+    values = [f"logging.output_dir={out}", f"logging.tensorboard_dir={out / 'tb'}",
+              f"model.model_cache_dir={model_cache}", f"environment.db_path={template_db}",
+              f"environment.workdir={out / 'work'}", "hardware.num_threads=1", *settings]
+    return [sys.executable, str(REPO / "training" / "train_ppo.py"), "--config",
+            str(REPO / "configs" / "tiny_test.yaml"), *[item for value in values for item in ("--set", value)]]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny-model-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_two_epoch_run(tmp_path_factory: pytest.TempPathFactory, template_db: Path, tiny_model_cache: Path) -> Path:
+    """Output dir of a real 2-epoch tiny run (checkpoint-1, checkpoint-2, final_model); copy before changing it."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("two-epochs") / "out"
+    result = subprocess.run(train_command(out, template_db, tiny_model_cache, "evaluation.eval_every=0"),
+                            capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

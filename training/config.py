@@ -4,11 +4,18 @@ Sections: ``environment`` (with ``environment.agent`` and ``environment.reward``
 ``logging``, ``evaluation``, ``hardware``, plus the top-level ``seed`` that every other seed derives from unless
 set explicitly. Unknown keys, wrong types, out-of-range values and missing files raise :class:`ConfigError` with one
 line naming the key, before any model loads.
+
+Checks that hold for every key live here, in the loading functions: the file must be a text YAML mapping without
+duplicate keys; ``--set`` values must be valid YAML; numbers must be finite; seeds (``seed``, ``*_seed``) must fit
+every RNG (``SEED_RANGE``); files the config names must be what they claim (a SQLite database, a JSONL of
+objectives) and directories it writes to must not be files. Checks on one field live in its dataclass's
+``__post_init__``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +30,36 @@ from training.ppo.config import ModelConfig, PPOConfig
 
 class ConfigError(ValueError):
     """A bad configuration value; ``str()`` is one line that names the key."""
+
+
+SEED_RANGE = (0, 2**31 - 1)  # numpy's legacy seeding takes < 2**32; process indices are added to the seed
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+
+def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise ConfigError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 @dataclass
@@ -49,6 +86,9 @@ class TrainingPPOConfig(PPOConfig):
         turn_gamma: discount between user turns for turn-level credit (see ``training/credit.py``).
         max_train_minutes: stop after the epoch that passes this wall-clock budget (then save as usual);
             ``None`` trains all ``max_epochs``.
+        max_failed_epochs: stop (saving a checkpoint, exit code 3) after this many consecutive epochs without a
+            usable episode, i.e. every conversation ended in an agent backend error; such an epoch logs its errors
+            and skips the update. 0 never stops.
     """
 
     max_epochs: int = 10
@@ -56,9 +96,12 @@ class TrainingPPOConfig(PPOConfig):
     num_envs: int = 4
     turn_gamma: float = 0.9
     max_train_minutes: float | None = None
+    max_failed_epochs: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.max_failed_epochs < 0:
+            raise ValueError(f"max_failed_epochs must be >= 0 (0: never stop), got {self.max_failed_epochs}")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
             raise ValueError(f"max_train_minutes must be > 0 or null, got {self.max_train_minutes}")
         for name in ("max_epochs", "rollout_episodes", "num_envs"):
@@ -162,6 +205,8 @@ class HardwareConfig:
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"mixed_precision must be 'auto', 'no' or 'bf16', got {self.mixed_precision!r}")
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0 (0: torch's default), got {self.num_threads}")
 
 
 @dataclass
@@ -198,6 +243,8 @@ class TrainingConfig:
 
 def _check_type(value: Any, annotation: Any, key: str) -> Any:
     """Return ``value`` converted to ``annotation`` where lossless (int -> float), else raise ConfigError."""
+    if isinstance(value, float) and not math.isfinite(value):  # .inf/.nan pass every type check yet break training
+        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -231,10 +278,15 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is int or annotation is bool or annotation is str:
         if type(value) is not annotation:
             raise ConfigError(f"{key}: expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+        if annotation is int and key.rsplit(".", 1)[-1].endswith("seed") and \
+                not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+            raise ConfigError(f"{key}: a seed must be in [{SEED_RANGE[0]}, {SEED_RANGE[1]}], got {value}")
         return value
     raise ConfigError(f"{key}: unsupported type {annotation}")
 
@@ -274,20 +326,17 @@ def _set_override(data: dict, assignment: str) -> None:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {dotted}: {key} is not a section")
-    node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        node[keys[-1]] = _yaml(raw) if raw.strip() else None
+    except (yaml.YAMLError, ConfigError) as exc:
+        raise ConfigError(f"--set {dotted}: {raw!r} is not a valid YAML value ({str(exc).splitlines()[0]})") from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainingConfig:
     """Read, override (``section.key=value``, YAML-typed) and validate a config, then check referenced files."""
     data: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"--config: no such file {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config: {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = _read_yaml_mapping(Path(path))
     for assignment in overrides or []:
         _set_override(data, assignment)
     if isinstance(data, dict) and "reward" in data:
@@ -297,12 +346,72 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     return config
 
 
+def _read_yaml_mapping(path: Path) -> dict:
+    """The config file's top-level mapping; ConfigError for a missing, unreadable, empty or non-mapping file."""
+    if not path.exists():
+        raise ConfigError(f"--config: no such file {path}")
+    if not path.is_file():
+        raise ConfigError(f"--config: {path} is a directory, not a YAML file")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config: {path} is not a text file (not UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"--config: {path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = _yaml(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"--config: {path}: {exc}") from None
+    if data is None:  # an empty or comment-only file would silently run the full default job
+        raise ConfigError(f"--config: {path} is empty (or only comments); give at least one section")
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path} must be a YAML mapping of sections, got a {type(data).__name__}")
+    return data
+
+
 def _check_files(config: TrainingConfig) -> None:
+    from environment.objectives import load_objectives_jsonl
+
     for key, value in (("environment.db_path", config.environment.db_path),
                        ("environment.objectives_file", config.environment.objectives_file),
                        ("evaluation.eval_objectives_file", config.evaluation.eval_objectives_file)):
-        if value is not None and not Path(value).exists():
+        if value is None:
+            continue
+        if not Path(value).exists():
             raise ConfigError(f"{key}: no such file {value}")
+        if not Path(value).is_file():
+            raise ConfigError(f"{key}: {value} is a directory, not a file")
+    db_path = config.environment.db_path
+    if db_path is not None:
+        with open(db_path, "rb") as handle:
+            if handle.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                raise ConfigError(f"environment.db_path: {db_path} is not a SQLite database")
+    for key, value in (("environment.objectives_file", config.environment.objectives_file),
+                       ("evaluation.eval_objectives_file", config.evaluation.eval_objectives_file)):
+        if value is None:
+            continue
+        try:
+            objectives = load_objectives_jsonl(value)
+        except UnicodeDecodeError:
+            raise ConfigError(f"{key}: {value} is not a text file") from None
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
+        if not objectives:
+            raise ConfigError(f"{key}: {value} holds no objectives (one JSON object per line)")
+    for key, value in (("logging.output_dir", config.logging.output_dir),
+                       ("logging.tensorboard_dir", config.logging.tensorboard_dir),
+                       ("environment.workdir", config.environment.workdir),
+                       ("model.model_cache_dir", config.model.model_cache_dir)):
+        if value is None:
+            continue
+        # The directory, or its nearest existing ancestor, must be a directory for mkdir to work.
+        existing = next(p for p in (Path(value).expanduser().absolute(), *Path(value).expanduser().absolute()
+                                    .parents) if p.exists())
+        if not existing.is_dir():
+            where = "is a file" if existing == Path(value).expanduser().absolute() else f"is under the file {existing}"
+            raise ConfigError(f"{key}: {value} {where}, not a directory")
     base = config.model.base_model
     if base.startswith((".", "/", "~")) and not Path(base).expanduser().exists():
         raise ConfigError(f"model.base_model: no such directory {base}")

@@ -4,7 +4,8 @@
         [--mode cooperative|adversarial] [--out DIR]
     python training/evaluate.py --compare A B --config CONFIG --episodes N ...
 
-``base`` is the config's untrained base model; PATH is a ``final_model/`` or ``checkpoint-N/``. Every model is run
+``base`` is the config's untrained base model; PATH is a ``final_model/`` or ``checkpoint-N/``. A broken model
+directory exits with code 2 and one line naming the file, before anything is sampled. Every model is run
 on the same objectives and seeds: ``ceil(N / K)`` held-out objectives, K seeds each (pass^K needs K > 1).
 """
 
@@ -177,8 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from agents.auto_user.model_files import check_model_dir
+    from agents.auto_user.models import ModelUnavailableError
+
     models = args.compare or [args.model]
-    reports = {m: evaluate_model(m, config, args.episodes, args.seeds, objectives) for m in models}
+    try:
+        for model in models:  # every directory is checked before the first model is evaluated
+            if model != "base":
+                check_model_dir(Path(model))
+        reports = {m: evaluate_model(m, config, args.episodes, args.seeds, objectives) for m in models}
+    except ModelUnavailableError as exc:  # one line naming the file; also raised for NaN/inf weights
+        print(f"model error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out or "evaluation_results")
     out.mkdir(parents=True, exist_ok=True)
     command = "python training/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])

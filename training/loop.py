@@ -37,6 +37,10 @@ class Interrupted(Exception):
     """Raised inside rollout collection after SIGINT, to stop at a safe point."""
 
 
+class AgentBackendDown(RuntimeError):
+    """``ppo.max_failed_epochs`` epochs in a row had no usable episode; a checkpoint was saved. One line."""
+
+
 def setup_logging(output_dir: Path, is_main: bool, debug: bool) -> Path | None:
     level = logging.DEBUG if debug else logging.INFO
     handlers: list[logging.Handler] = [logging.StreamHandler()]
@@ -80,10 +84,17 @@ class TrainingRun:
         self.log_path = setup_logging(self.output_dir, self.is_main, debug)
         if config.hardware.num_threads:
             torch.set_num_threads(config.hardware.num_threads)
+        # A checkpoint that cannot be resumed is reported before any model loads.
+        resume_dir, resume_state = None, None
+        if resume:
+            if self.is_main:
+                ckpt.recover_interrupted_saves(self.output_dir)
+            self.accelerator.wait_for_everyone()
+            resume_dir = ckpt.resolve_resume(resume, self.output_dir)
+            resume_state = ckpt.read_resume_state(resume_dir)
         model_path = resolve_model(config.model.base_model, config.model.model_cache_dir)
         logger.info("policy base model: %s -> %s", config.model.base_model, model_path)
         self.model_config = dataclasses.replace(config.model, base_model=model_path)
-        resume_dir = ckpt.resolve_resume(resume, self.output_dir) if resume else None
         # Seed right before the policy is built: LoRA initialisation draws from the global RNG, and building an
         # alias model on first use (above) consumes it too.
         set_seed(config.seed + self.accelerator.process_index)
@@ -107,7 +118,7 @@ class TrainingRun:
         self.plan_rng = random.Random(config.seed * 7919 + self.accelerator.process_index)
         self.start_epoch = 1
         if resume_dir:
-            self.start_epoch = ckpt.load_trainer_state(resume_dir, self.trainer, self.buffers, self.plan_rng) + 1
+            self.start_epoch = ckpt.apply_resume_state(resume_state, self.trainer, self.buffers, self.plan_rng) + 1
             logger.info("resumed from %s; continuing at epoch %d", resume_dir, self.start_epoch)
         self.writer = None
         if self.is_main:
@@ -144,10 +155,18 @@ class TrainingRun:
                 self.buffers.add_episode(samples, record.hallucinated)
         batch = self._equalize(fresh + replayed)
         began = time.perf_counter()
-        ppo_metrics = self.trainer.step([torch.tensor(s.query) for s in batch],
-                                        [torch.tensor(s.response) for s in batch], [s.score for s in batch])
+        ppo_metrics: dict[str, Any] = {}
+        if batch:
+            logger.info("epoch %d: PPO update on %d samples", epoch, len(batch))
+            ppo_metrics = self.trainer.step([torch.tensor(s.query) for s in batch],
+                                            [torch.tensor(s.response) for s in batch], [s.score for s in batch])
+        else:  # every episode failed (e.g. the agent backend is down): nothing to learn from, keep the policy
+            logger.warning("epoch %d: no usable episode (%d of %d ended in an error); update skipped", epoch,
+                           stats.errors, len(plan))
         update_seconds = time.perf_counter() - began
-        metrics: dict[str, Any] = {"epoch": epoch, "architecture": "stateless"}
+        metrics: dict[str, Any] = {"epoch": epoch, "architecture": "stateless", "update/skipped": int(not batch)}
+        if stats.last_error:
+            metrics["last_error"] = stats.last_error
         metrics.update(self._reduce(episode_metrics(records)))
         metrics.update({"env/errors": stats.errors, "env/episodes": len(records),
                         "state_completeness": metrics["env/state_completeness"]})
@@ -181,6 +200,7 @@ class TrainingRun:
 
     def evaluate(self) -> dict[str, float]:
         plan = [(objective, 10_000 + i) for i, objective in enumerate(self.eval_objectives)]
+        logger.info("evaluating on %d held-out objectives", len(plan))
         records, _ = self.loop.run_until_complete(self.collector.collect(plan, "evaluation", progress=self.is_main))
         return {f"eval/{k.removeprefix('env/')}": v for k, v in self._reduce(episode_metrics(records)).items()}
 
@@ -191,6 +211,7 @@ class TrainingRun:
         logger.info("training %d epoch(s) from epoch %d on %d process(es) (%s); output in %s", cfg.ppo.max_epochs,
                     self.start_epoch, self.accelerator.num_processes, self.accelerator.device, self.output_dir)
         started = time.monotonic()
+        failed_epochs = 0  # consecutive epochs without a usable episode
         try:
             for epoch in range(self.start_epoch, cfg.ppo.max_epochs + 1):
                 snapshot = (self.trainer.state_dict(), ckpt.capture_rng_state(self.plan_rng))
@@ -201,9 +222,22 @@ class TrainingRun:
                     self._checkpoint(epoch - 1)
                     logger.warning("interrupted during epoch %d; saved checkpoint-%d", epoch, epoch - 1)
                     return self.output_dir
-                if cfg.evaluation.eval_every and epoch % cfg.evaluation.eval_every == 0:
-                    metrics.update(self.evaluate())
+                evaluate = cfg.evaluation.eval_every and epoch % cfg.evaluation.eval_every == 0
+                if evaluate and not self.stop_requested and not metrics["update/skipped"]:
+                    try:
+                        metrics.update(self.evaluate())
+                    except Interrupted:  # the epoch's update is done: keep it, skip the evaluation
+                        logger.warning("interrupted during evaluation after epoch %d; evaluation skipped", epoch)
                 self._log(epoch, metrics)
+                failed_epochs = failed_epochs + 1 if metrics["update/skipped"] else 0
+                backend_down = bool(cfg.ppo.max_failed_epochs) and failed_epochs >= cfg.ppo.max_failed_epochs
+                if backend_down:
+                    self._checkpoint(epoch)
+                    raise AgentBackendDown(
+                        f"the booking agent backend looks down: {failed_epochs} epoch(s) in a row without a usable "
+                        f"episode (ppo.max_failed_epochs={cfg.ppo.max_failed_epochs}; last error: "
+                        f"{metrics.get('last_error', 'none recorded')}); saved checkpoint-{epoch}, continue with "
+                        f"--resume latest once it is back")
                 budget = cfg.ppo.max_train_minutes
                 out_of_time = budget is not None and time.monotonic() - started > 60 * budget
                 if self.accelerator.num_processes > 1:  # every process must stop after the same epoch
@@ -219,8 +253,8 @@ class TrainingRun:
                     logger.info("time budget of %.1f minutes reached after epoch %d", budget, epoch)
                     break
             if self.is_main:
-                final = self.output_dir / "final_model"
-                self.trainer.save_pretrained(final)
+                ckpt.recover_interrupted_saves(self.output_dir)
+                final = ckpt.save_directory(self.output_dir / "final_model", self.trainer.save_pretrained)
                 logger.info("final model saved to %s", final)
                 self._plot()
             return self.output_dir
@@ -242,12 +276,14 @@ class TrainingRun:
     def _log(self, epoch: int, metrics: dict[str, Any]) -> None:
         if not self.is_main:
             return
-        logger.info(
-            "epoch %d | reward %.3f | success %.2f | hallucination %.2f | update %s | kl %.4f | "
-            "rollout %.1fs update %.1fs", epoch, metrics["env/reward_mean"], metrics["env/success_rate"],
-            metrics["env/hallucination_rate"], "kept" if metrics["update/accepted"] else "rolled back",
-            metrics["objective/kl"],
-            metrics["time/rollout"], metrics["time/update"])
+        if metrics["update/skipped"]:
+            logger.info("epoch %d | no usable episode | errors %d | update skipped", epoch, metrics["env/errors"])
+        else:
+            logger.info(
+                "epoch %d | reward %.3f | success %.2f | hallucination %.2f | update %s | kl %.4f | "
+                "rollout %.1fs update %.1fs", epoch, metrics["env/reward_mean"], metrics["env/success_rate"],
+                metrics["env/hallucination_rate"], "kept" if metrics["update/accepted"] else "rolled back",
+                metrics["objective/kl"], metrics["time/rollout"], metrics["time/update"])
         for name, value in metrics.items():
             if isinstance(value, int | float) and name != "epoch":
                 self.writer.add_scalar(name, value, epoch)

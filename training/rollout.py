@@ -47,6 +47,7 @@ class EpisodeRecord:
 @dataclass
 class RolloutStats:
     errors: int = 0
+    last_error: str | None = None  # first line of the latest error, for the one-line "backend down" message
     generation_seconds: float = 0.0
     environment_seconds: float = 0.0
     generated_tokens: int = 0
@@ -97,6 +98,7 @@ class RolloutCollector:
                     reason = result if isinstance(result, BaseException) else result.info["error"]
                     logger.warning("episode dropped after an environment error: %s", str(reason).splitlines()[0])
                     stats.errors += 1
+                    stats.last_error = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
                     del active[slot]
                     bar.update(1)
                     start(slot)

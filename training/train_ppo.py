@@ -3,8 +3,10 @@
     accelerate launch training/train_ppo.py --config configs/ppo_training_config.yaml \
         [--resume DIR|latest] [--debug] [--set section.key=value ...]
 
-Plain ``python training/train_ppo.py ...`` works the same on one process. A bad config exits with code 2 and one
-line naming the key, before any model loads.
+Plain ``python training/train_ppo.py ...`` works the same on one process. Exit codes: 0 done, or stopped by Ctrl-C
+after saving a checkpoint; 2 a bad config, model or ``--resume`` checkpoint (one line naming the key or file, before
+any model loads; LoRA targets as soon as the model is loaded); 3 the booking agent backend is down
+(``ppo.max_failed_epochs`` epochs in a row without a usable episode; a checkpoint is saved); 130 a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -34,10 +36,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     from agents.auto_user.models import ModelUnavailableError, is_alias, unavailable_message
-    from training.loop import TrainingRun
+    from training.checkpoint import CheckpointError
+    from training.loop import AgentBackendDown, TrainingRun
+    from training.ppo.policy import LoraTargetError
 
     try:
         run = TrainingRun(config, resume=args.resume, debug=args.debug)
+    except CheckpointError as exc:
+        print(f"resume error: {exc}", file=sys.stderr)
+        return 2
+    except LoraTargetError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     except ModelUnavailableError as exc:
         print(f"model error: {exc}", file=sys.stderr)
         return 2
@@ -49,7 +59,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"model error: {unavailable_message(config.model.base_model, exc)}", file=sys.stderr)
         return 2
-    run.run()
+    except KeyboardInterrupt:  # before training started there is nothing to save
+        print("interrupted before training started; nothing saved", file=sys.stderr)
+        return 130
+    try:
+        run.run()
+    except AgentBackendDown as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:  # the second Ctrl-C: abort without saving; checkpoints on disk stay valid
+        print("aborted by a second Ctrl-C; resume from the last complete checkpoint with --resume latest",
+              file=sys.stderr)
+        return 130
     return 0
 
 

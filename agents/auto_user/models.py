@@ -27,19 +27,25 @@ from pathlib import Path
 import torch
 
 from agents.auto_user.bitsandbytes_notice import note_cpu_4bit
+from agents.auto_user.model_files import (
+    POLICY_CONFIG_NAME,
+    ModelFileError,
+    ModelUnavailableError,
+    check_finite,
+    check_model_dir,
+)
+
+__all__ = ["POLICY_CONFIG_NAME", "ModelFileError", "ModelUnavailableError", "is_alias", "load_causal_lm",
+           "load_inference_model", "load_tokenizer", "load_tokenizer_checked", "looks_like_path", "resolve_model",
+           "unavailable_message"]
 
 logger = logging.getLogger(__name__)
 
-POLICY_CONFIG_NAME = "policy_config.json"  # written beside a trained policy's adapter (training.ppo.policy)
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_ALIASES = {"tiny-gpt2": "gpt2", "tiny-llama": "llama"}
 DEFAULT_CACHE_DIR = Path(os.environ.get("AUTO_USER_MODEL_CACHE", Path.home() / ".cache" / "auto-user-ppo" / "models"))
-
-
-class ModelUnavailableError(RuntimeError):
-    """The configured model cannot be loaded here; the message (one line) says how to fix it."""
 
 
 def is_alias(name: str) -> bool:
@@ -60,9 +66,14 @@ def resolve_model(name: str, cache_dir: str | os.PathLike | None = None) -> str:
         return str(target)
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser())
-    if name.startswith((".", "/", "~")):
-        raise ModelUnavailableError(f"model.base_model: no such directory {name}")
+    if looks_like_path(name):
+        raise ModelUnavailableError(f"no such directory {name} (a model directory or an alias was expected)")
     return name  # a hub id
+
+
+def looks_like_path(name: str) -> bool:
+    """A name that can only be a local path (a hub id is ``name`` or ``owner/name``)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def smollm2_gguf_path() -> Path:
@@ -156,24 +167,46 @@ def load_inference_model(path: str, device: torch.device | None = None):
     """(model, tokenizer) for sampling from ``path``: a trained policy directory or a plain model directory.
 
     A trained LoRA policy loads its recorded base model and attaches the adapter (frozen); a fully fine-tuned one
-    loads its own weights. The value head is not needed to sample and is not loaded.
+    loads its own weights. The value head is not needed to sample and is not loaded. A local directory is checked
+    before loading and its weights after (``agents.auto_user.model_files``): a broken one raises ModelFileError
+    with one line naming the file, never a traceback from deep inside transformers or NaN in the sampler.
     """
-    import json
-
     src = Path(path)
-    meta_path = src / POLICY_CONFIG_NAME
-    if not meta_path.exists():
-        return load_causal_lm(str(src), device=device), load_tokenizer(str(src))
-    meta = json.loads(meta_path.read_text())
-    settings = meta["model_config"]
-    tokenizer_dir = src if (src / "tokenizer_config.json").exists() else Path(settings["base_model"])
-    if not meta["is_peft"]:
-        return load_causal_lm(str(src), settings.get("torch_dtype", "float32"), device=device), \
-            load_tokenizer(str(tokenizer_dir))
-    from peft import PeftModel
+    if not src.exists():  # a hub id
+        try:
+            return load_causal_lm(path, device=device), load_tokenizer(path)
+        except OSError as exc:
+            raise ModelUnavailableError(unavailable_message(path, exc)) from None
+    meta = check_model_dir(src)
+    try:
+        if meta is None:
+            model, tokenizer_dir = load_causal_lm(str(src), device=device), src
+        else:
+            settings = meta["model_config"]
+            tokenizer_dir = src if (src / "tokenizer_config.json").exists() else Path(settings["base_model"])
+            if not meta["is_peft"]:
+                model = load_causal_lm(str(src), settings.get("torch_dtype", "float32"), device=device)
+            else:
+                from peft import PeftModel
 
-    base = load_causal_lm(settings["base_model"], settings.get("torch_dtype", "float32"),
-                          settings.get("use_quantization", False), device,
-                          double_quant=settings.get("bnb_4bit_use_double_quant", True),
-                          compute_dtype=settings.get("bnb_4bit_compute_dtype", "float32"))
-    return PeftModel.from_pretrained(base, str(src)), load_tokenizer(str(tokenizer_dir))
+                base = load_causal_lm(settings["base_model"], settings.get("torch_dtype", "float32"),
+                                      settings.get("use_quantization", False), device,
+                                      double_quant=settings.get("bnb_4bit_use_double_quant", True),
+                                      compute_dtype=settings.get("bnb_4bit_compute_dtype", "float32"))
+                model = PeftModel.from_pretrained(base, str(src))
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # transformers/peft raise many types; the user needs the directory and the reason
+        raise ModelFileError(f"{src}: the model could not be loaded ({type(exc).__name__}: "
+                             f"{(str(exc).strip().splitlines() or [''])[0]})") from None
+    check_finite(model, src)
+    return model, load_tokenizer_checked(str(tokenizer_dir))
+
+
+def load_tokenizer_checked(directory: str):
+    """``load_tokenizer`` with its failure as one ModelFileError line naming the directory."""
+    try:
+        return load_tokenizer(directory)
+    except Exception as exc:  # tokenizers raises plain Exception for a malformed tokenizer.json
+        raise ModelFileError(f"{directory}: the tokenizer files could not be loaded ({type(exc).__name__}: "
+                             f"{(str(exc).strip().splitlines() or [''])[0]})") from None

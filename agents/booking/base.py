@@ -123,6 +123,16 @@ class OpenAIAgentConfig:
     temperature: float = 0.0
     max_tool_rounds: int = 4
 
+    def __post_init__(self) -> None:
+        if not self.timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {self.timeout_seconds}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.max_tool_rounds < 1:
+            raise ValueError(f"max_tool_rounds must be >= 1, got {self.max_tool_rounds}")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
 
 @dataclass
 class BookingAgentConfig:

@@ -14,13 +14,22 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from agents.auto_user.models import POLICY_CONFIG_NAME, load_causal_lm, load_tokenizer
+from agents.auto_user.model_files import (
+    VALUE_HEAD_NAME,
+    ModelFileError,
+    check_finite,
+    check_model_dir,
+    check_safetensors,
+)
+from agents.auto_user.models import POLICY_CONFIG_NAME, load_causal_lm, load_tokenizer, load_tokenizer_checked
 from training.ppo.config import ModelConfig, default_lora_targets
 from training.ppo.core import logprobs_from_logits
 
-__all__ = ["POLICY_CONFIG_NAME", "VALUE_HEAD_NAME", "PolicyWithValueHead", "load_tokenizer"]
+__all__ = ["POLICY_CONFIG_NAME", "VALUE_HEAD_NAME", "LoraTargetError", "PolicyWithValueHead", "load_tokenizer"]
 
-VALUE_HEAD_NAME = "value_head.safetensors"
+
+class LoraTargetError(ValueError):
+    """``model.lora_target_modules`` names a module the loaded model does not have (one line, names the key)."""
 
 
 def _load_base(model_config: ModelConfig, path: str, device: torch.device | None) -> nn.Module:
@@ -54,6 +63,17 @@ def _keep_4bit_differentiable(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
             module.support_avx512bf16_for_cpu = False
+
+
+def check_lora_targets(model: nn.Module, targets: list[str]) -> None:
+    """Every LoRA target must name some module of ``model`` (peft's rule: the full name or its dotted suffix);
+    peft itself only fails when none matches, so a typo among several targets would silently adapt less."""
+    names = [name for name, _ in model.named_modules()]
+    unmatched = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if unmatched:
+        leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if not list(m.children())})
+        raise LoraTargetError(f"model.lora_target_modules: {unmatched} match no module of "
+                              f"{model.config.model_type} (its layers: {', '.join(leaves)})")
 
 
 def _lora_config(model_config: ModelConfig, model_type: str) -> LoraConfig:
@@ -123,7 +143,9 @@ class PolicyWithValueHead(nn.Module):
         base = _load_base(model_config, model_config.base_model, device)
         tokenizer = load_tokenizer(model_config.base_model)
         if model_config.use_lora:
-            model = get_peft_model(base, _lora_config(model_config, base.config.model_type))
+            lora = _lora_config(model_config, base.config.model_type)
+            check_lora_targets(base, sorted(lora.target_modules))
+            model = get_peft_model(base, lora)
             return cls(model, model_config, tokenizer)
         return cls(base, model_config, tokenizer, ref_model=copy.deepcopy(base))
 
@@ -234,19 +256,33 @@ class PolicyWithValueHead(nn.Module):
             The restored policy.
         """
         src = Path(save_directory)
-        meta = json.loads((src / POLICY_CONFIG_NAME).read_text())
+        meta = check_model_dir(src)
+        if meta is None:
+            raise ModelFileError(f"{src} is not a trained policy directory (no {POLICY_CONFIG_NAME})")
+        check_safetensors(src / VALUE_HEAD_NAME)
         known = {f.name for f in fields(ModelConfig)}
-        model_config = ModelConfig(**{k: v for k, v in meta["model_config"].items() if k in known})
         dev = torch.device(device) if device is not None else None
-        tokenizer = load_tokenizer(str(src)) if (src / "tokenizer_config.json").exists() else None
-        if meta["is_peft"]:
-            base = _load_base(model_config, model_config.base_model, dev)
-            model = PeftModel.from_pretrained(base, str(src), is_trainable=True)
-            policy = cls(model, model_config, tokenizer)
-        else:
-            model = _load_base(model_config, str(src), dev)
-            ref = _load_base(model_config, model_config.base_model, dev)
-            policy = cls(model, model_config, tokenizer, ref_model=ref)
-        head = load_file(str(src / VALUE_HEAD_NAME), device=str(next(policy.value_head.parameters()).device))
-        policy.value_head.load_state_dict(head)
+        try:
+            model_config = ModelConfig(**{k: v for k, v in meta["model_config"].items() if k in known})
+            tokenizer = load_tokenizer_checked(str(src)) if (src / "tokenizer_config.json").exists() else None
+            if meta["is_peft"]:
+                base = _load_base(model_config, model_config.base_model, dev)
+                model = PeftModel.from_pretrained(base, str(src), is_trainable=True)
+                policy = cls(model, model_config, tokenizer)
+            else:
+                model = _load_base(model_config, str(src), dev)
+                ref = _load_base(model_config, model_config.base_model, dev)
+                policy = cls(model, model_config, tokenizer, ref_model=ref)
+            head = load_file(str(src / VALUE_HEAD_NAME), device=str(next(policy.value_head.parameters()).device))
+        except ModelFileError:
+            raise
+        except Exception as exc:  # transformers/peft raise many types; the user needs the directory and the reason
+            raise ModelFileError(f"{src}: the policy could not be loaded ({type(exc).__name__}: "
+                                 f"{(str(exc).strip().splitlines() or [''])[0]})") from None
+        try:
+            policy.value_head.load_state_dict(head)
+        except RuntimeError as exc:
+            raise ModelFileError(f"{src / VALUE_HEAD_NAME} does not fit the model ({str(exc).splitlines()[0]})") \
+                from None
+        check_finite(policy, src)
         return policy
