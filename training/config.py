@@ -241,6 +241,10 @@ class TrainingConfig:
         return self.environment.reward
 
 
+class _OutOfRange(ConfigError):
+    """A value of the right type outside its range."""
+
+
 def _check_type(value: Any, annotation: Any, key: str) -> Any:
     """Return ``value`` converted to ``annotation`` where lossless (int -> float), else raise ConfigError."""
     if isinstance(value, float) and not math.isfinite(value):  # .inf/.nan pass every type check yet break training
@@ -255,6 +259,8 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
                 continue
             try:
                 return _check_type(value, option, key)
+            except _OutOfRange:
+                raise  # the type fits; the value does not: say so, not "expected int or null"
             except ConfigError:
                 continue
         names = " or ".join("null" if o is type(None) else getattr(o, "__name__", str(o)) for o in options)
@@ -286,7 +292,7 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected {annotation.__name__}, got {type(value).__name__} {value!r}")
         if annotation is int and key.rsplit(".", 1)[-1].endswith("seed") and \
                 not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
-            raise ConfigError(f"{key}: a seed must be in [{SEED_RANGE[0]}, {SEED_RANGE[1]}], got {value}")
+            raise _OutOfRange(f"{key}: a seed must be in [{SEED_RANGE[0]}, {SEED_RANGE[1]}], got {value}")
         return value
     raise ConfigError(f"{key}: unsupported type {annotation}")
 
