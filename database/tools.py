@@ -9,6 +9,7 @@ coerce ``"2"`` or ``true`` to an int first). There is deliberately no tool that 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from typing import Any
@@ -93,6 +94,15 @@ class FlightTools:
 _JSON_TYPE_NAMES = {str: "a string", int: "an integer"}
 
 
+@functools.cache
+def _signature(name: str) -> tuple[list[inspect.Parameter], dict[str, type]]:
+    """The parameters (without ``self``) and their annotated types of tool ``name``, read once per tool."""
+    method = getattr(FlightTools, name)
+    parameters = [p for p in inspect.signature(method).parameters.values() if p.name != "self"]
+    hints = typing.get_type_hints(method)
+    return parameters, {parameter.name: hints[parameter.name] for parameter in parameters}
+
+
 def validate_tool_arguments(name: str, arguments: object) -> dict[str, Any]:
     """Check a tool call's arguments against the tool's signature; return them as keyword arguments.
 
@@ -109,10 +119,8 @@ def validate_tool_arguments(name: str, arguments: object) -> dict[str, Any]:
         arguments = {}
     if not isinstance(arguments, dict):
         raise BookingError(f"invalid arguments for {name}: expected an object, got {_one_line(arguments)}")
-    method = getattr(FlightTools, name)
-    hints = typing.get_type_hints(method)
-    parameters = [p for p in inspect.signature(method).parameters.values() if p.name != "self"]
-    known = {parameter.name for parameter in parameters}
+    parameters, hints = _signature(name)
+    known = hints.keys()
     for key in arguments:
         if key not in known:
             raise BookingError(f"invalid arguments for {name}: unexpected argument {_one_line(key)}")

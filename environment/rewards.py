@@ -143,19 +143,16 @@ def polite_ending_reward(parsed: ParsedMessage, ends_conversation: bool, booked:
     return 0.0
 
 
-def _matches(key: str, value: object, objective: Objective) -> bool:
-    return objective.detail_matches(key, value)
-
-
 def progress_reward(parsed: ParsedMessage, already_given: set[str], objective: Objective) -> float:
     """+0.15 per objective detail conveyed correctly for the first time (``already_given`` is not modified)."""
-    new = [key for key, value in parsed.slots().items() if key not in already_given and _matches(key, value, objective)]
+    new = [key for key, value in parsed.slots().items()
+           if key not in already_given and objective.detail_matches(key, value)]
     return 0.15 * len(new)
 
 
 def goal_drift_penalty(parsed: ParsedMessage, objective: Objective) -> float:
     """-0.5 per stated detail that contradicts the objective."""
-    return -0.5 * sum(not _matches(key, value, objective) for key, value in parsed.slots().items())
+    return -0.5 * sum(not objective.detail_matches(key, value) for key, value in parsed.slots().items())
 
 
 def booking_stage_reward(stages_before: set[str], stages_after: set[str], stage_reward: float) -> float:

@@ -24,7 +24,7 @@ EXPECTED_ENV_METRICS = ["env/reward_mean", "env/reward_std", "env/verifier_score
                         "env/hallucination_rate", "env/episode_length", "env/success_rate", "env/errors",
                         *[f"env/reward/{term}" for term in IMMEDIATE_TERMS], "buffer/normal_size",
                         "buffer/adversarial_size", "state_completeness", "time/rollout",
-                        "time/update", "time/tokens_per_second"]
+                        "time/update/total", "time/tokens_per_second"]
 
 
 @pytest.fixture(scope="module")

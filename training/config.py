@@ -235,11 +235,6 @@ class TrainingConfig:
         if self.ppo.seed is None:
             self.ppo.seed = self.seed
 
-    @property
-    def reward(self):
-        """The reward configuration (it lives in ``environment.reward``: the environment computes rewards)."""
-        return self.environment.reward
-
 
 class _OutOfRange(ConfigError):
     """A value of the right type outside its range."""

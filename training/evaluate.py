@@ -110,7 +110,7 @@ def evaluate_model(model: str, config, episodes: int, seeds: int, objectives: li
     finally:
         loop.close()
     report = summarize(records, seeds)
-    report.update({"model": name, "mode": config.reward.objective, "environment_errors": stats.errors})
+    report.update({"model": name, "mode": config.environment.reward.objective, "environment_errors": stats.errors})
     return report
 
 

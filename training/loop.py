@@ -19,8 +19,7 @@ from accelerate.utils import set_seed
 
 from agents.auto_user.models import resolve_model
 from environment.conversation import BookingConversationEnvironment
-from environment.objectives import Objective
-from environment.objectives import load_objectives as load_environment_objectives
+from environment.objectives import load_objectives
 from training import checkpoint as ckpt
 from training.buffers import DualReplayBuffer, TurnSample
 from training.config import TrainingConfig, save_config
@@ -58,11 +57,6 @@ def setup_logging(output_dir: Path, is_main: bool, debug: bool) -> Path | None:
 
     hub_logging.set_verbosity_error()
     return log_path
-
-
-def load_objectives(config: TrainingConfig) -> tuple[list[Objective], list[Objective]]:
-    """The run's (training, held-out) objectives (see ``environment.objectives.load_objectives``)."""
-    return load_environment_objectives(config.environment, config.evaluation.eval_objectives_file)
 
 
 def to_samples(record: EpisodeRecord, turn_gamma: float) -> list[TurnSample]:
@@ -106,7 +100,8 @@ class TrainingRun:
         self.trainer = PPOTrainer(self.model_config, config.ppo, policy=policy, accelerator=self.accelerator)
         if self.is_main:
             save_config(config, self.output_dir / "training_config.yaml")
-        self.train_objectives, held_out = load_objectives(config)
+        self.train_objectives, held_out = load_objectives(config.environment,
+                                                          config.evaluation.eval_objectives_file)
         self.eval_objectives = held_out[: config.evaluation.eval_objectives]
         base_worker = self.accelerator.process_index * config.ppo.num_envs
         self.envs = [BookingConversationEnvironment(config.environment, worker_id=base_worker + i,
@@ -154,7 +149,6 @@ class TrainingRun:
             for record, samples in zip(records, per_episode, strict=True):
                 self.buffers.add_episode(samples, record.hallucinated)
         batch = self._equalize(fresh + replayed)
-        began = time.perf_counter()
         ppo_metrics: dict[str, Any] = {}
         if batch:
             logger.info("epoch %d: PPO update on %d samples", epoch, len(batch))
@@ -163,7 +157,6 @@ class TrainingRun:
         else:  # every episode failed (e.g. the agent backend is down): nothing to learn from, keep the policy
             logger.warning("epoch %d: no usable episode (%d of %d ended in an error); update skipped", epoch,
                            stats.errors, len(plan))
-        update_seconds = time.perf_counter() - began
         metrics: dict[str, Any] = {"epoch": epoch, "architecture": "stateless", "update/skipped": int(not batch)}
         if stats.last_error:
             metrics["last_error"] = stats.last_error
@@ -174,7 +167,7 @@ class TrainingRun:
         metrics.update({
             "buffer/normal_size": len(self.buffers.normal), "buffer/adversarial_size": len(self.buffers.adversarial),
             "buffer/replayed": len(replayed), "ppo/batch_size": len(batch),
-            "time/rollout": rollout_seconds, "time/update": update_seconds,
+            "time/rollout": rollout_seconds,
             "time/generation": stats.generation_seconds, "time/environment": stats.environment_seconds,
             "time/tokens_per_second": stats.generated_tokens / max(stats.generation_seconds, 1e-9),
         })
@@ -283,7 +276,7 @@ class TrainingRun:
                 "epoch %d | reward %.3f | success %.2f | hallucination %.2f | update %s | kl %.4f | "
                 "rollout %.1fs update %.1fs", epoch, metrics["env/reward_mean"], metrics["env/success_rate"],
                 metrics["env/hallucination_rate"], "kept" if metrics["update/accepted"] else "rolled back",
-                metrics["objective/kl"], metrics["time/rollout"], metrics["time/update"])
+                metrics["objective/kl"], metrics["time/rollout"], metrics["time/update/total"])
         for name, value in metrics.items():
             if isinstance(value, int | float) and name != "epoch":
                 self.writer.add_scalar(name, value, epoch)
