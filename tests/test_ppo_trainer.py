@@ -207,6 +207,24 @@ def test_reference_logprobs_equal_base_model(model_dirs: dict[str, Path], arch: 
     assert not torch.allclose(trained[mask], expected[mask], atol=1e-4), "policy should have moved away from base"
 
 
+@pytest.mark.parametrize(("arch", "use_lora"), [("gpt2", True), ("gpt2", False)])
+def test_reference_generation_samples_the_base_model(model_dirs: dict[str, Path], arch: str, use_lora: bool) -> None:
+    """``generate(reference=True)`` (the end-of-run base column) samples the untrained base, not the policy."""
+    config = _model_config(model_dirs[arch], use_lora=use_lora, temperature=1.0, top_k=0, top_p=1.0)
+    trainer = PPOTrainer(config, PPOConfig())
+    with torch.no_grad():  # move the trained weights far from the base
+        for _, parameter in trainer.policy.trainable_named_parameters():
+            parameter.add_(torch.randn_like(parameter))
+    fresh = PPOTrainer(config, PPOConfig())  # same seed, untouched weights (a zero LoRA B is the base itself)
+    _, base_responses, _ = fresh.generate(PROMPTS * 2)
+    rng_state = trainer._sample_rng.get_state()
+    _, reference_responses, _ = trainer.generate(PROMPTS * 2, reference=True)
+    assert all(torch.equal(a, b) for a, b in zip(base_responses, reference_responses, strict=True))
+    trainer._sample_rng.set_state(rng_state)
+    _, trained_responses, _ = trainer.generate(PROMPTS * 2)
+    assert not all(torch.equal(a, b) for a, b in zip(base_responses, trained_responses, strict=True))
+
+
 def test_generate_truncates_left_and_stops_at_newline(model_dirs: dict[str, Path]) -> None:
     mc = _model_config(model_dirs["gpt2"], max_query_length=8, max_response_length=20, temperature=1.0,
                        top_k=0, top_p=1.0)

@@ -48,8 +48,9 @@ def train(out: Path, template_db: Path, model_cache: Path, *extra: str, resume: 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, template_db, model_cache) -> Path:
     out = tmp_path_factory.mktemp("run") / "out"
-    result = train(out, template_db, model_cache)
+    result = train(out, template_db, model_cache, "evaluation.final_comparison=2")
     assert result.returncode == 0, result.stderr[-3000:]
+    (out.parent / "stdout.txt").write_text(result.stdout)
     return out
 
 
@@ -74,6 +75,27 @@ def test_two_epochs_write_every_output(trained: Path) -> None:
     assert "eval/success_rate" in history[1]
     (log,) = (trained / "logs").glob("ppo_training_*.log")
     assert "epoch 2 |" in log.read_text()
+
+
+def test_run_ends_with_a_base_vs_trained_table(trained: Path) -> None:
+    """evaluation.final_comparison: both models on the same held-out objectives, printed, written, in TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    reports = json.loads((trained / "final_evaluation.json").read_text())["reports"]
+    assert list(reports) == ["base", "trained"]
+    for report in reports.values():
+        assert report["episodes"] == 2 and 0.0 <= report["success_rate"] <= 1.0
+    firsts = [[turns[1] for turns in report["sample_conversations"]] for report in reports.values()]
+    assert firsts[0] != firsts[1], "base and trained sampled the same first user turns"
+    stdout = (trained.parent / "stdout.txt").read_text()
+    assert "Base vs trained, 2 held-out objectives" in stdout
+    table = stdout.split("Base vs trained", 1)[1]
+    for label in ("success", "reward", "role confusion", "hallucinations / episode"):
+        assert label in table, label
+    assert "| success_rate |" in (trained / "final_evaluation.md").read_text()
+    accumulator = EventAccumulator(str(trained / "tb"))
+    accumulator.Reload()
+    assert "final_comparison/text_summary" in accumulator.Tags()["tensors"]
 
 
 def test_tensorboard_events_read_back(trained: Path) -> None:

@@ -173,17 +173,23 @@ class EvaluationConfig:
         eval_every: evaluate on the held-out objectives every N epochs (0: never during training).
         eval_objectives: held-out objectives evaluated (one episode each).
         eval_objectives_file: optional JSONL of evaluation objectives (replaces the held-out split).
+        final_comparison: at the end of the run, the base model (adapter disabled) and the trained policy each play
+            one episode on this many held-out objectives (the same objectives and seeds); a table is printed and
+            written to ``final_evaluation.md`` / ``.json`` in the output directory (0: skip).
     """
 
     eval_every: int = 0
     eval_objectives: int = 8
     eval_objectives_file: str | None = None
+    final_comparison: int = 0
 
     def __post_init__(self) -> None:
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         if self.eval_objectives < 1:
             raise ValueError(f"eval_objectives must be >= 1, got {self.eval_objectives}")
+        if self.final_comparison < 0:
+            raise ValueError(f"final_comparison must be >= 0, got {self.final_comparison}")
 
 
 @dataclass

@@ -144,6 +144,21 @@ def markdown(reports: dict[str, dict[str, Any]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+FINAL_TABLE = [("success", "success_rate"), ("reward", "reward_mean"), ("role confusion", "role_confusion_rate"),
+               ("hallucinations / episode", "hallucinations_per_episode"), ("repetition", "repetition_rate"),
+               ("turns", "mean_turns")]
+
+
+def final_table(reports: dict[str, dict[str, Any]]) -> str:
+    """A short plain-text table of the headline metrics, one column per model."""
+    names = list(reports)
+    width = max(len(label) for label, _ in FINAL_TABLE) + 2
+    lines = ["".ljust(width) + "".join(n.rjust(10) for n in names)]
+    for label, key in FINAL_TABLE:
+        lines.append(label.ljust(width) + "".join(_fmt(reports[n].get(key)).rjust(10) for n in names))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="'base' or a checkpoint / final_model directory")

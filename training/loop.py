@@ -103,6 +103,7 @@ class TrainingRun:
         self.train_objectives, held_out = load_objectives(config.environment,
                                                           config.evaluation.eval_objectives_file)
         self.eval_objectives = held_out[: config.evaluation.eval_objectives]
+        self.comparison_objectives = held_out[: config.evaluation.final_comparison]
         base_worker = self.accelerator.process_index * config.ppo.num_envs
         self.envs = [BookingConversationEnvironment(config.environment, worker_id=base_worker + i,
                                                     tokenizer=self.trainer.tokenizer,
@@ -123,10 +124,10 @@ class TrainingRun:
         self.loop = asyncio.new_event_loop()  # one loop for the run: MCP tool clients live in it
         self.stop_requested = False
 
-    def _generate(self, prompts: list[str]):
+    def _generate(self, prompts: list[str], reference: bool = False):
         if self.stop_requested:
             raise Interrupted()
-        return self.trainer.generate(prompts)
+        return self.trainer.generate(prompts, reference=reference)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         logger.warning("SIGINT: stopping at the next safe point and saving a checkpoint (again to abort)")
@@ -197,6 +198,30 @@ class TrainingRun:
         records, _ = self.loop.run_until_complete(self.collector.collect(plan, "evaluation", progress=self.is_main))
         return {f"eval/{k.removeprefix('env/')}": v for k, v in self._reduce(episode_metrics(records)).items()}
 
+    def compare_with_base(self) -> dict[str, dict[str, Any]]:
+        """Base model (adapter disabled) vs trained policy on the same held-out objectives and seeds: print a table
+        and write ``final_evaluation.md`` / ``.json`` (``evaluation.final_comparison``)."""
+        from training.evaluate import final_table, markdown, summarize
+
+        plan = [(objective, 20_000 + i) for i, objective in enumerate(self.comparison_objectives)]
+        reports = {}
+        for name, reference in (("base", True), ("trained", False)):
+            collector = RolloutCollector(self.envs, lambda prompts, r=reference: self._generate(prompts, r))
+            records, _ = self.loop.run_until_complete(collector.collect(plan, f"final comparison: {name}"))
+            reports[name] = {**summarize(records, 1), "model": name, "mode": self.config.environment.reward.objective}
+        command = f"end of training run ({self.output_dir})"
+        (self.output_dir / "final_evaluation.json").write_text(json.dumps({"reports": reports}, indent=1,
+                                                                           default=float))
+        (self.output_dir / "final_evaluation.md").write_text(markdown(reports, command))
+        table = final_table(reports)
+        logger.info("base vs trained on %d held-out objectives:\n%s", len(plan), table)
+        print(f"\nBase vs trained, {len(plan)} held-out objectives (full report: "
+              f"{self.output_dir / 'final_evaluation.md'}):\n{table}", flush=True)
+        if self.writer is not None:
+            self.writer.add_text("final_comparison", table.replace("\n", "  \n"))
+            self.writer.flush()
+        return reports
+
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> Path:
         cfg = self.config
@@ -250,6 +275,11 @@ class TrainingRun:
                 final = ckpt.save_directory(self.output_dir / "final_model", self.trainer.save_pretrained)
                 logger.info("final model saved to %s", final)
                 self._plot()
+                if self.comparison_objectives and not self.stop_requested:
+                    try:
+                        self.compare_with_base()
+                    except Interrupted:
+                        logger.warning("interrupted during the final comparison; skipped")
             return self.output_dir
         finally:
             self.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -208,6 +209,17 @@ class PolicyWithValueHead(nn.Module):
             raise RuntimeError("full fine-tuning policy has no reference model")
         with self._autocast(input_ids.device):
             return self.ref_model(**kwargs, use_cache=False).logits.float()
+
+    @contextlib.contextmanager
+    def reference_generator(self) -> Iterator[nn.Module]:
+        """The reference policy as a model to sample from: the LoRA adapter disabled, or the frozen copy."""
+        if self.is_peft:
+            with self.pretrained_model.disable_adapter():
+                yield self.pretrained_model
+        elif self.ref_model is None:
+            raise RuntimeError("full fine-tuning policy has no reference model")
+        else:
+            yield self.ref_model
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """bf16 autocast for the language model's passes when ``autocast_dtype`` is set (see training/ppo/precision)."""

@@ -189,11 +189,14 @@ class PPOTrainer:
         self._stop_ids: list[int] | None = None
 
     # ------------------------------------------------------------------ generation
-    def generate(self, prompts: Sequence[str]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
+    def generate(
+        self, prompts: Sequence[str], reference: bool = False
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
         """Sample one response per prompt (see `agents.auto_user.generation.sample_responses`).
 
         Args:
             prompts: Fully formatted prompts; each is truncated from the left to `max_query_length` tokens.
+            reference: sample from the reference policy (the base model: adapter disabled) instead.
 
         Returns:
             query tensors, response tensors (1-D LongTensors on CPU) and decoded response texts.
@@ -201,15 +204,17 @@ class PPOTrainer:
         if self._stop_ids is None:
             self._stop_ids = stop_token_ids(self.tokenizer, self.model_config.stop_at_newline)
         seed = int(torch.randint(0, 2**62, (1,), generator=self._sample_rng))
-        model = self.accelerator.unwrap_model(self.model).pretrained_model
-        was_training = model.training
-        model.eval()
-        try:
-            return sample_responses(
-                model, self.tokenizer, prompts, self.model_config, self._stop_ids, seed, self.accelerator.device
-            )
-        finally:
-            model.train(was_training)
+        policy = self.accelerator.unwrap_model(self.model)
+        context = policy.reference_generator() if reference else nullcontext(policy.pretrained_model)
+        with context as model:
+            was_training = model.training
+            model.eval()
+            try:
+                return sample_responses(
+                    model, self.tokenizer, prompts, self.model_config, self._stop_ids, seed, self.accelerator.device
+                )
+            finally:
+                model.train(was_training)
 
     # ------------------------------------------------------------------ forward helpers
     def _forward_stats(
