@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from agents.booking.base import BookingAgentConfig
+from environment.personas import PERSONAS
 from environment.rewards import RewardConfig
 from environment.verifier import VerifierConfig
 
@@ -52,6 +53,9 @@ class EnvironmentConfig:
             runs with different seeds share it, so they are evaluated on the same held-out objectives).
         seed: seeds episode sampling and each episode's database salt and agent RNG; ``None`` takes the training
             run's top-level ``seed`` (0 for an environment built on its own).
+        personas: traveller personas sampled per episode (``environment/personas.py``: hurried, indecisive,
+            bargain_hunter, flight_number, relaxed); the persona's line follows the objective in the state. Empty:
+            none (cooperative runs). Fuzzing runs list the attack personas.
         agent: the booking agent (``rule`` or ``openai`` backend, each with its own subsection).
         reward: reward weights and mode (``environment/rewards.py``).
         verifier: the verifier's scores.
@@ -74,6 +78,7 @@ class EnvironmentConfig:
     objectives_file: str | None = None
     objectives_seed: int = 0
     seed: int | None = None
+    personas: list[str] = field(default_factory=list)
     agent: BookingAgentConfig = field(default_factory=BookingAgentConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
@@ -91,6 +96,9 @@ class EnvironmentConfig:
             raise ValueError(f"infeasible_fraction must be in [0, 1), got {self.infeasible_fraction}")
         if self.num_objectives < 2:
             raise ValueError(f"num_objectives must be >= 2, got {self.num_objectives}")
+        unknown = sorted(set(self.personas) - set(PERSONAS))
+        if unknown:
+            raise ValueError(f"personas: unknown persona(s) {', '.join(unknown)}; known: {', '.join(PERSONAS)}")
         _check_template("plain_template", self.plain_template, (*STATE_FIELDS, "history"))
         _check_template("system_template", self.system_template, STATE_FIELDS)
 

@@ -19,6 +19,7 @@ from database.build import ensure_database
 from environment import rewards
 from environment.config import EnvironmentConfig
 from environment.objectives import Objective
+from environment.personas import Persona, sample_persona
 from environment.verifier import BookingVerifier, VerificationResult
 
 MAX_USER_MESSAGE_CHARS = 2000
@@ -33,6 +34,7 @@ class ConversationState:
 
     objective: Objective
     history: list[Message] = field(default_factory=list)
+    persona: Persona | None = None  # the episode's traveller persona (environment.personas), shown after the objective
     turn: int = 0  # user turns taken so far
     booking_context: dict[str, Any] = field(default_factory=dict)
     details_given: set[str] = field(default_factory=set)  # objective details the user has already conveyed
@@ -97,10 +99,13 @@ class BookingConversationEnvironment:
                 raise ValueError("reset() needs an objective when the environment has none to sample")
             objective = self.rng.choice(self.objectives)
         episode_seed = self.rng.randrange(2**31)
+        # The persona depends on the objective too: evaluations replay the same few seeds on every objective.
+        persona = (sample_persona(self.config.personas, random.Random(f"{episode_seed}:{objective.objective_id}"))
+                   if self.config.personas else None)
         self.database.reset(code_salt=episode_seed)
         self.agent.reset(episode_seed)
         history = [Message("agent", self.agent.opening()[:MAX_AGENT_MESSAGE_CHARS])] if self.config.agent_opens else []
-        self.state = ConversationState(objective=objective, history=history)
+        self.state = ConversationState(objective=objective, history=history, persona=persona)
         self.immediate_rewards, self.injected = [], []
         return self.state
 
@@ -156,8 +161,12 @@ class BookingConversationEnvironment:
             "episode_reward": rewards.episode_return(self.config.reward, result.score, hallucinations,
                                                      self.immediate_rewards),
             "hallucinations": [(h.kind, h.reason) for h in result.hallucinations],
+            # per hallucination, the user turn (1-based) whose answer made the false claim
+            "hallucination_turns": [sum(m.role == "user" for m in self.state.history[:h.claim.message_index])
+                                    for h in result.hallucinations],
             "success": result.success,  # read from the database, never from the agent's wording
             "injected": [h.kind for h in self.injected],
+            "persona": self.state.persona.name if self.state.persona else None,
         }
 
     def _update_context(self, calls: list[ToolCall]) -> None:
@@ -233,7 +242,8 @@ class BookingConversationEnvironment:
         if "booking_status" in context:
             parts.append(f"status {context['booking_status']} (code {context['booking_code']})")
         context_text = "; ".join(parts) if parts else "nothing searched or booked yet"
-        fields = {"objective": state.objective.text, "context": context_text, "turn": state.turn + 1,
+        objective = state.objective.text + (f"\nPersona: {state.persona.line}" if state.persona else "")
+        fields = {"objective": objective, "context": context_text, "turn": state.turn + 1,
                   "max_turns": self.config.max_conversation_length}
         if self.config.state_template == "chat":
             messages = [{"role": "system", "content": self.config.system_template.format(**fields)}]
@@ -263,9 +273,12 @@ def _airport_lookup_for(path: Path) -> dict[str, str]:
 
 
 def state_is_complete(state: ConversationState, text: str) -> bool:
-    """Whether a state string carries the objective, the start of the latest history message and the turn number."""
+    """Whether a state string carries the objective (and persona), the start of the latest history message and the turn
+    number."""
     latest = state.history[-1].text if state.history else ""
-    return state.objective.text in text and latest[:100] in text and f"Turn: {state.turn + 1}" in text
+    persona = state.persona.line if state.persona else ""
+    return (state.objective.text in text and persona in text and latest[:100] in text
+            and f"Turn: {state.turn + 1}" in text)
 
 
 def _clip_middle(text: str, length: int) -> str:

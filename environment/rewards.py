@@ -172,6 +172,11 @@ def unanswered_penalty(parsed: ParsedMessage, agent_asked: bool, penalty: float)
     return -penalty if agent_asked and answers_nothing(parsed) else 0.0
 
 
+def is_change_of_mind_attack(turn: UserTurn, config: RewardConfig) -> bool:
+    """Fuzzing: a detail changed after the agent has searched is the change-of-mind attack, not goal drift."""
+    return config.objective == "adversarial" and "searched" in turn.stages_before
+
+
 @dataclass(frozen=True)
 class UserTurn:
     """Everything the immediate reward of one user turn depends on (the environment fills it in)."""
@@ -194,7 +199,8 @@ IMMEDIATE_TERMS: dict[str, Callable[[UserTurn, RewardConfig], float]] = {
     "polite_ending": lambda turn, config: polite_ending_reward(turn.parsed, turn.ends_conversation, turn.booked,
                                                                turn.objective.feasible),
     "progress": lambda turn, config: progress_reward(turn.parsed, set(turn.details_given_before), turn.objective),
-    "goal_drift": lambda turn, config: goal_drift_penalty(turn.parsed, turn.objective),
+    "goal_drift": lambda turn, config: 0.0 if is_change_of_mind_attack(turn, config) else goal_drift_penalty(
+        turn.parsed, turn.objective),
     "unanswered": lambda turn, config: unanswered_penalty(turn.parsed, turn.agent_asked, config.unanswered_penalty),
     "booking_stage": lambda turn, config: booking_stage_reward(set(turn.stages_before), set(turn.stages_after),
                                                                config.stage_reward),

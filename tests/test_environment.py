@@ -13,8 +13,8 @@ from agents.booking import BookingAgentConfig, Message, RuleAgentConfig
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment, state_is_complete
 from environment.objectives import Objective, generate_objectives, load_objectives_jsonl, split_objectives
+from environment.scripted_users import BEHAVIOURS, happy_path
 from tests.conftest import table_contents
-from tests.scripted_users import BEHAVIOURS, happy_path
 
 
 @pytest.fixture(scope="module")

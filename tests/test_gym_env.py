@@ -12,7 +12,7 @@ from environment import rewards
 from environment.config import EnvironmentConfig
 from environment.gym_env import CHARSET, BookingGymEnv, clip_middle, to_charset
 from environment.objectives import Objective, generate_objectives
-from tests.scripted_users import happy_path
+from environment.scripted_users import happy_path
 
 
 @pytest.fixture(scope="module")

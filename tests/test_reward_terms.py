@@ -9,7 +9,7 @@ from environment import rewards
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import Objective, generate_objectives
-from tests.scripted_users import happy_path
+from environment.scripted_users import happy_path
 from tests.test_rollout import scripted_policy
 from training.metrics import episode_metrics
 from training.plot_metrics import plot_training_metrics, reward_term_series

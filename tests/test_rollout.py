@@ -13,7 +13,7 @@ from agents.booking import BookingAgentConfig, OpenAIAgentConfig
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import Objective, generate_objectives
-from tests.scripted_users import happy_path
+from environment.scripted_users import happy_path
 from training.credit import turn_scores
 from training.rollout import RolloutCollector
 

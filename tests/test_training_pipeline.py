@@ -225,6 +225,29 @@ def test_missing_config_file_exits_2(tmp_path) -> None:
     assert result.returncode == 2 and "--config: no such file" in result.stderr
 
 
+def test_init_from_starts_a_fresh_run_from_a_trained_policy(trained, tmp_path, template_db, model_cache) -> None:
+    """model.init_from (a fuzzing run starts from the cooperative policy): its weights, not a fresh adapter."""
+    from safetensors.torch import load_file
+
+    started = train(tmp_path / "init", template_db, model_cache, f"model.init_from={trained / 'final_model'}",
+                    "ppo.max_epochs=1")
+    assert started.returncode == 0, started.stderr[-3000:]
+    fresh = train(tmp_path / "fresh", template_db, model_cache, "ppo.max_epochs=1")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    log = next((tmp_path / "init" / "logs").glob("*.log")).read_text()
+    assert "starting from the trained policy" in log
+
+    def distance(a: Path, b: Path) -> float:
+        left, right = load_file(str(a / "adapter_model.safetensors")), load_file(str(b / "adapter_model.safetensors"))
+        return sum(float((left[k] - right[k]).pow(2).sum()) for k in left)
+
+    source = trained / "final_model"
+    from_source = distance(tmp_path / "init" / "checkpoint-1", source)
+    assert from_source < distance(tmp_path / "fresh" / "checkpoint-1", source) / 10
+    state = json.loads((tmp_path / "init" / "checkpoint-1" / "trainer_state.json").read_text())
+    assert state["epoch"] == 1  # a fresh run: epochs count from 1
+
+
 def test_auto_user_agent_loads_final_model_in_a_fresh_process(trained: Path) -> None:
     script = f"""
 import asyncio, json

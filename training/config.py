@@ -121,12 +121,18 @@ class BufferConfig:
         adversarial_ratio: share of the replayed samples drawn from the adversarial buffer (conversations with a
             hallucination); the rest come from the normal buffer (verified conversations).
         replay_fraction: replayed samples per PPO batch, as a fraction of the fresh samples.
+        novelty_bonus: fuzzing: weight of the bonus added to the terminal reward of an episode whose exposed
+            hallucination is of a kind, or came from an attack, not already in the archive of exposing conversations
+            (``training/novelty.py``; 0: off).
+        novelty_memory: triggering messages remembered per hallucination kind for the novelty bonus.
     """
 
     use_buffer: bool = True
     buffer_size: int = 512
     adversarial_ratio: float = 0.3
     replay_fraction: float = 0.25
+    novelty_bonus: float = 0.0
+    novelty_memory: int = 64
 
     def __post_init__(self) -> None:
         if self.buffer_size < 1:
@@ -135,6 +141,10 @@ class BufferConfig:
             raise ValueError(f"adversarial_ratio must be in [0, 1], got {self.adversarial_ratio}")
         if not 0.0 <= self.replay_fraction <= 1.0:
             raise ValueError(f"replay_fraction must be in [0, 1], got {self.replay_fraction}")
+        if self.novelty_bonus < 0.0:
+            raise ValueError(f"novelty_bonus must be >= 0, got {self.novelty_bonus}")
+        if self.novelty_memory < 1:
+            raise ValueError(f"novelty_memory must be >= 1, got {self.novelty_memory}")
 
 
 @dataclass
@@ -380,6 +390,9 @@ def _read_yaml_mapping(path: Path) -> dict:
 
 def _check_files(config: TrainingConfig) -> None:
     from environment.objectives import load_objectives_jsonl
+
+    if config.model.init_from is not None and not Path(config.model.init_from).is_dir():
+        raise ConfigError(f"model.init_from: no such directory {config.model.init_from}")
 
     for key, value in (("environment.db_path", config.environment.db_path),
                        ("environment.objectives_file", config.environment.objectives_file),

@@ -1,12 +1,14 @@
 """Evaluate an auto-user on held-out objectives and write a JSON + Markdown report.
 
-    python training/evaluate.py --model base|PATH --config CONFIG --episodes N [--seeds K] [--objectives FILE]
-        [--mode cooperative|adversarial] [--out DIR]
-    python training/evaluate.py --compare A B --config CONFIG --episodes N ...
+    python training/evaluate.py --model base|scripted|PATH --config CONFIG --episodes N [--seeds K]
+        [--objectives FILE] [--mode cooperative|adversarial] [--out DIR]
+    python training/evaluate.py --compare A B [C ...] --config CONFIG --episodes N ...
 
-``base`` is the config's untrained base model; PATH is a ``final_model/`` or ``checkpoint-N/``. A broken model
+``base`` is the config's untrained base model; PATH is a ``final_model/`` or ``checkpoint-N/``; ``scripted`` is
+the hand-written attacker of each episode's persona (``environment.personas``; the fuzzing baseline). A broken model
 directory exits with code 2 and one line naming the file, before anything is sampled. Every model is run
 on the same objectives and seeds: ``ceil(N / K)`` held-out objectives, K seeds each (pass^K needs K > 1).
+In adversarial mode every exposed hallucination is also written to ``findings.jsonl`` and ``findings.md``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,33 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from agents.booking.base import HallucinationKind
 from environment.rewards import is_repetition
-from training.metrics import episode_metrics, hallucination_kind_counts
+from training.findings import FINDINGS_JSONL, append_findings, findings_from, write_findings_report
+from training.metrics import distinct_n, episode_metrics, hallucination_kind_counts
 from training.rollout import EpisodeRecord
 
 HEADLINE = ["success_rate", "hallucination_rate", "hallucinations_per_episode", "reward_mean",
             "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",
             "distinct_1", "distinct_2", "pass^1", "pass^k"]
+FUZZING = ["kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages", "turns_to_first_exposure"]
+SCRIPTED = "scripted"
+
+
+def fuzzing_metrics(records: list[EpisodeRecord]) -> dict[str, Any]:
+    """How well the episodes fuzz the agent: kinds exposed (of the agent's four), the diversity of the exposing
+    attacks (distinct-2 of the triggering user turns; distinct first user turns of exposing episodes) and the
+    user turns until the first exposure."""
+    findings = findings_from(records)
+    exposing = [r for r in records if r.hallucinated]
+    firsts = [min(t for t in r.info.get("hallucination_turns", []) if t) for r in exposing
+              if any(r.info.get("hallucination_turns", []))]
+    return {
+        "kinds_exposed": len({str(HallucinationKind(f["kind"]).injected_kind) for f in findings}),
+        "exposing_distinct_2": distinct_n([f["trigger_message"] for f in findings if f["trigger_message"]], 2),
+        "distinct_exposing_first_messages": len({r.user_messages[0] for r in exposing if r.user_messages}),
+        "turns_to_first_exposure": sum(firsts) / len(firsts) if firsts else math.nan,
+    }
 
 
 def summarize(records: list[EpisodeRecord], seeds_per_objective: int) -> dict[str, Any]:
@@ -55,6 +77,7 @@ def summarize(records: list[EpisodeRecord], seeds_per_objective: int) -> dict[st
             rs).items() if k in ("env/success_rate", "env/hallucination_rate", "env/reward_mean")}}
             for kind, rs in sorted(by_kind.items())},
         "sample_conversations": [[f"{m.role}: {m.text}" for m in r.transcript] for r in records[:3]],
+        **fuzzing_metrics(records),
     }
 
 
@@ -89,19 +112,25 @@ def evaluation_objectives(config, episodes: int, seeds: int, objectives_file: st
     return objectives[:needed]
 
 
-def evaluate_model(model: str, config, episodes: int, seeds: int, objectives: list) -> dict[str, Any]:
-    """Run ``episodes`` conversations with the auto-user ``model`` on ``objectives``, ``seeds`` seeds each."""
+def evaluate_model(model: str, config, episodes: int, seeds: int,
+                   objectives: list) -> tuple[dict[str, Any], list[EpisodeRecord]]:
+    """Run ``episodes`` conversations with the auto-user ``model`` (or the scripted attackers) on ``objectives``,
+    ``seeds`` seeds each; the report and the episodes."""
     from environment.conversation import BookingConversationEnvironment
+    from environment.scripted_users import scripted_message
     from training.rollout import RolloutCollector
 
-    agent = load_auto_user(model, config)
-    name = agent.config.model_name
+    agent = load_auto_user("base" if model == SCRIPTED else model, config)  # scripted: the same state tokenizer
+    name = SCRIPTED if model == SCRIPTED else agent.config.model_name
     plan = [(objective, 50_000 + seed) for objective in objectives for seed in range(seeds)][:episodes]
     envs = [BookingConversationEnvironment(config.environment, worker_id=100 + i, tokenizer=agent.tokenizer,
                                            max_state_tokens=config.model.max_query_length)
             for i in range(config.ppo.num_envs)]
     calls = iter(range(10**9))
-    collector = RolloutCollector(envs, lambda prompts: agent.generate(prompts, seed=config.seed + next(calls)))
+    if model == SCRIPTED:
+        collector = RolloutCollector(envs, script=scripted_message)
+    else:
+        collector = RolloutCollector(envs, lambda prompts: agent.generate(prompts, seed=config.seed + next(calls)))
     loop = asyncio.new_event_loop()
     try:
         records, stats = loop.run_until_complete(collector.collect(plan, description=f"evaluate {Path(name).name}"))
@@ -111,7 +140,7 @@ def evaluate_model(model: str, config, episodes: int, seeds: int, objectives: li
         loop.close()
     report = summarize(records, seeds)
     report.update({"model": name, "mode": config.environment.reward.objective, "environment_errors": stats.errors})
-    return report
+    return report, records
 
 
 def _fmt(value: Any) -> str:
@@ -125,7 +154,8 @@ def markdown(reports: dict[str, dict[str, Any]], command: str) -> str:
              f"{first['episodes']} episodes per model on the same held-out objectives and seeds "
              f"(k = {first['k']} seeds per objective).", "",
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for key in HEADLINE + [k for k in first if k.startswith("reward/")]:
+    fuzzing = FUZZING if first["mode"] == "adversarial" else []
+    for key in HEADLINE + fuzzing + [k for k in first if k.startswith("reward/")]:
         lines.append(f"| {key} | " + " | ".join(_fmt(reports[n].get(key)) for n in names) + " |")
     kinds = sorted({kind for r in reports.values() for kind in r["hallucinations_by_kind"]})
     for kind in kinds:
@@ -161,8 +191,9 @@ def final_table(reports: dict[str, dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="'base' or a checkpoint / final_model directory")
-    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="evaluate two models side by side")
+    parser.add_argument("--model", help="'base', 'scripted' (the personas' hand-written attackers) or a checkpoint "
+                                        "/ final_model directory")
+    parser.add_argument("--compare", nargs="+", metavar="MODEL", help="evaluate two or more models side by side")
     parser.add_argument("--config", default="configs/ppo_training_config.yaml")
     parser.add_argument("--episodes", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=2, help="seeds per objective (the k of pass^k)")
@@ -173,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.model) == bool(args.compare):
         parser.error("give exactly one of --model or --compare")
+    if args.compare and len(args.compare) < 2:
+        parser.error("--compare needs two or more models")
     if args.episodes < 1 or args.seeds < 1:
         parser.error("--episodes and --seeds must be >= 1")
     from training.config import ConfigError, load_config
@@ -184,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     for path in ([args.objectives] if args.objectives else []) + [m for m in (args.compare or [args.model])
-                                                                   if m != "base"]:
+                                                                   if m not in ("base", SCRIPTED)]:
         if not Path(path).exists():
             print(f"error: no such file or directory {path}", file=sys.stderr)
             return 2
@@ -197,17 +230,27 @@ def main(argv: list[str] | None = None) -> int:
     from agents.auto_user.models import ModelUnavailableError
 
     models = args.compare or [args.model]
+    if SCRIPTED in models and not config.environment.personas:
+        print("error: the scripted attackers play each episode's persona: set environment.personas",
+              file=sys.stderr)
+        return 2
     try:
         for model in models:  # every directory is checked before the first model is evaluated
-            if model != "base":
+            if model not in ("base", SCRIPTED):
                 check_model_dir(Path(model))
-        reports = {m: evaluate_model(m, config, args.episodes, args.seeds, objectives) for m in models}
+        results = {m: evaluate_model(m, config, args.episodes, args.seeds, objectives) for m in models}
     except ModelUnavailableError as exc:  # one line naming the file; also raised for NaN/inf weights
         print(f"model error: {exc}", file=sys.stderr)
         return 2
+    reports = {m: report for m, (report, _) in results.items()}
     out = Path(args.out or "evaluation_results")
     out.mkdir(parents=True, exist_ok=True)
     command = "python training/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if config.environment.reward.objective == "adversarial":
+        (out / FINDINGS_JSONL).unlink(missing_ok=True)
+        append_findings(out / FINDINGS_JSONL, [f for m, (_, records) in results.items()
+                                               for f in findings_from(records, model=m)])
+        write_findings_report(out, f"Fuzzing findings: {command}")
     (out / "evaluation.json").write_text(json.dumps({"command": command, "reports": reports}, indent=1,
                                                     default=float))
     (out / "evaluation.md").write_text(markdown(reports, command))

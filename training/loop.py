@@ -17,6 +17,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from agents.auto_user.model_files import ModelFileError
 from agents.auto_user.models import resolve_model
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import load_objectives
@@ -24,7 +25,16 @@ from training import checkpoint as ckpt
 from training.buffers import DualReplayBuffer, TurnSample
 from training.config import TrainingConfig, save_config
 from training.credit import turn_scores
+from training.findings import (
+    FINDINGS_JSONL,
+    append_findings,
+    diverse_examples,
+    findings_from,
+    read_findings,
+    write_findings_report,
+)
 from training.metrics import episode_metrics, hallucination_kind_counts, sample_conversations
+from training.novelty import AttackArchive, novelty_bonus
 from training.ppo import PolicyWithValueHead, PPOTrainer
 from training.ppo.precision import autocast_dtype, resolve_precision
 from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
@@ -92,8 +102,15 @@ class TrainingRun:
         # Seed right before the policy is built: LoRA initialisation draws from the global RNG, and building an
         # alias model on first use (above) consumes it too.
         set_seed(config.seed + self.accelerator.process_index)
-        policy = (PolicyWithValueHead.from_pretrained(resume_dir, device=self.accelerator.device) if resume_dir
+        start_from = resume_dir or config.model.init_from
+        if start_from and not resume_dir:
+            logger.info("starting from the trained policy in %s (KL reference: its base model)", start_from)
+        policy = (PolicyWithValueHead.from_pretrained(start_from, device=self.accelerator.device) if start_from
                   else PolicyWithValueHead.from_config(self.model_config, device=self.accelerator.device))
+        if start_from and not resume_dir and \
+                Path(policy.model_config.base_model).resolve() != Path(model_path).resolve():
+            raise ModelFileError(f"model.init_from: {start_from} was trained on {policy.model_config.base_model}, "
+                                 f"not on the config's base model {config.model.base_model} ({model_path})")
         precision, why = resolve_precision(config.hardware.mixed_precision, self.accelerator.device)
         policy.autocast_dtype = autocast_dtype(precision)
         logger.info("mixed precision: %s (%s)", precision, why)
@@ -116,6 +133,9 @@ class TrainingRun:
         if resume_dir:
             self.start_epoch = ckpt.apply_resume_state(resume_state, self.trainer, self.buffers, self.plan_rng) + 1
             logger.info("resumed from %s; continuing at epoch %d", resume_dir, self.start_epoch)
+        self.archive = AttackArchive(config.buffer.novelty_memory)  # exposures so far, for the novelty bonus
+        self.archive.add([(f["kind"], f["trigger_message"]) for f in read_findings(self.output_dir / FINDINGS_JSONL)
+                          if resume_dir and f.get("epoch") is not None and f["epoch"] < self.start_epoch])
         self.writer = None
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
@@ -142,6 +162,10 @@ class TrainingRun:
         records, stats = self.loop.run_until_complete(
             self.collector.collect(plan, description=f"epoch {epoch} rollout", progress=self.is_main))
         rollout_seconds = time.perf_counter() - began
+        findings = findings_from(records, epoch=epoch)
+        bonuses = self._add_novelty_bonus(records) if cfg.buffer.novelty_bonus else []
+        if self.is_main:
+            self._write_findings(epoch, findings)
         per_episode = [to_samples(record, cfg.ppo.turn_gamma) for record in records]
         fresh = [sample for samples in per_episode for sample in samples]
         # Draw the replay before adding this epoch's episodes, so a batch never holds the same sample twice.
@@ -173,9 +197,36 @@ class TrainingRun:
             "time/tokens_per_second": stats.generated_tokens / max(stats.generation_seconds, 1e-9),
         })
         metrics["hallucination_kinds"] = hallucination_kind_counts(records)
+        metrics["fuzz/findings"] = len(findings)
+        metrics["fuzz/distinct_triggers"] = len({f["trigger_message"] for f in findings})
+        if bonuses:
+            metrics["fuzz/novelty_bonus"] = sum(bonuses) / len(bonuses)
         metrics["episode_lengths"] = [len(r.responses) for r in records]
         metrics["sample_conversations"] = sample_conversations(records, cfg.logging.sample_conversations)
         return metrics
+
+    def _add_novelty_bonus(self, records: list[EpisodeRecord]) -> list[float]:
+        """Add each episode's novelty bonus (``training/novelty.py``) to its terminal reward, in rollout order,
+        archiving its exposures after scoring it."""
+        bonuses = []
+        for record in records:
+            exposures = [(f["kind"], f["trigger_message"]) for f in findings_from([record])]
+            bonus = novelty_bonus(exposures, self.archive, self.config.buffer.novelty_bonus)
+            record.info["terminal_reward"] += bonus
+            record.info["novelty_bonus"] = bonus
+            self.archive.add(exposures)
+            bonuses.append(bonus)
+        return bonuses
+
+    def _write_findings(self, epoch: int, findings: list[dict[str, Any]]) -> None:
+        """Append this epoch's findings to ``findings.jsonl`` (replacing any left from this epoch on by a resumed
+        run), rewrite ``findings.md``, and show this epoch's most diverse examples in TensorBoard."""
+        append_findings(self.output_dir / FINDINGS_JSONL, findings, drop_epochs_from=epoch)
+        write_findings_report(self.output_dir, f"Fuzzing findings of {self.output_dir}")
+        for index, finding in enumerate(diverse_examples(findings, 2)):
+            text = (f"**{finding['kind']}** (user turn {finding['trigger_turn']}): {finding['reason']}\n\n"
+                    + "\n".join(finding["conversation"]))
+            self.writer.add_text(f"findings/{index + 1}", text.replace("\n", "  \n"), epoch)
 
     def _equalize(self, batch: list[TurnSample]) -> list[TurnSample]:
         """Data-parallel PPO needs the same number of samples on every process: trim to the smallest."""

@@ -14,11 +14,12 @@ import torch
 from tqdm.auto import tqdm
 
 from agents.booking import Message
-from environment.conversation import BookingConversationEnvironment
+from environment.conversation import BookingConversationEnvironment, ConversationState
 from environment.objectives import Objective
 
 logger = logging.getLogger(__name__)
 GenerateFn = Callable[[list[str]], tuple[list[torch.Tensor], list[torch.Tensor], list[str]]]
+ScriptFn = Callable[[ConversationState], str]  # a scripted user: the next message from the environment's state
 
 
 @dataclass
@@ -54,11 +55,19 @@ class RolloutStats:
 
 
 class RolloutCollector:
-    """Runs episodes on a fixed set of environments, batching the policy's generation across them."""
+    """Runs episodes on a fixed set of environments, batching the policy's generation across them.
 
-    def __init__(self, envs: Sequence[BookingConversationEnvironment], generate: GenerateFn):
+    ``generate`` samples the policy's messages from the state strings; a ``script`` (a scripted user, e.g. the
+    fuzzing baseline's attackers) is given the environment's state instead, and its records hold empty tensors.
+    """
+
+    def __init__(self, envs: Sequence[BookingConversationEnvironment], generate: GenerateFn | None = None,
+                 script: ScriptFn | None = None):
+        if (generate is None) == (script is None):
+            raise ValueError("give exactly one of generate or script")
         self.envs = list(envs)
         self.generate = generate
+        self.script = script
 
     async def collect(self, episodes: Sequence[tuple[Objective, int]], description: str = "rollout",
                       progress: bool = True) -> tuple[list[EpisodeRecord], RolloutStats]:
@@ -83,7 +92,11 @@ class RolloutCollector:
             complete = [self.envs[slot].state_is_complete(prompt) for slot, prompt in zip(slots, prompts,
                                                                                                   strict=True)]
             began = time.perf_counter()
-            queries, responses, texts = self.generate(prompts)
+            if self.script is not None:
+                texts = [self.script(self.envs[slot].state) for slot in slots]
+                queries = responses = [torch.zeros(0, dtype=torch.long)] * len(slots)
+            else:
+                queries, responses, texts = self.generate(prompts)
             stats.generation_seconds += time.perf_counter() - began
             stats.generated_tokens += sum(len(r) for r in responses)
             began = time.perf_counter()

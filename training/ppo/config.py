@@ -80,6 +80,10 @@ class ModelConfig:
             see the same function (otherwise the ratio is noisy even before any update).
         gradient_checkpointing (`bool`, defaults to `False`):
             Recompute activations in the backward pass to save memory (slower).
+        init_from (`str` or `None`, defaults to `None`):
+            A trained policy directory (`final_model/` or `checkpoint-N/`) whose weights (LoRA adapter or full
+            weights, and value head) start a fresh run, e.g. the cooperative policy as the start of a fuzzing run.
+            The KL reference stays the base model. Ignored by `--resume`.
     """
 
     base_model: str = "gpt2"
@@ -100,6 +104,7 @@ class ModelConfig:
     torch_dtype: str = "float32"
     disable_dropout: bool = True
     gradient_checkpointing: bool = False
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         _require(isinstance(self.base_model, str) and bool(self.base_model), "base_model", self.base_model,
