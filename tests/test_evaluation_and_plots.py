@@ -116,3 +116,21 @@ def test_evaluate_refuses_to_repeat_objectives(tiny_run) -> None:
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 2 and "needs 100000 objectives" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_seed_report_gives_mean_spread_and_every_seed(tmp_path) -> None:
+    from training.seed_report import main as seed_report
+
+    for seed, (base, trained) in enumerate([(0.0, 0.5), (0.0, 0.25), (0.1, 0.0)]):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        reports = {name: {"success_rate": value, "reward_mean": value - 1, "role_confusion_rate": 0.0,
+                          "hallucinations_per_episode": 0.0, "repetition_rate": 0.5, "episodes": 6}
+                   for name, value in (("base", base), ("trained", trained))}
+        (run / "final_evaluation.json").write_text(json.dumps({"reports": reports}))
+    out = tmp_path / "seeds.md"
+    assert seed_report([str(tmp_path / f"seed{i}") for i in range(3)] + ["--out", str(out)]) == 0
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in out.read_text().splitlines()}
+    assert "| 0.250 ± 0.250 | 0.500 | 0.250 | 0.000 |" in rows[("success", "trained")]
+    assert "| 0.033 ± 0.058 |" in rows[("success", "base")]
+    assert seed_report([str(tmp_path / "seed0"), str(tmp_path / "missing")]) == 2

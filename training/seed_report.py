@@ -1,0 +1,80 @@
+"""Learning over seeds: mean, spread and every seed of the headline metrics of several evaluation reports.
+
+    python training/seed_report.py RUN_OR_REPORT [RUN_OR_REPORT ...] [--model trained] [--out FILE.md]
+
+Each argument is a training output directory (its ``final_evaluation.json``, written by the end-of-run comparison)
+or an ``evaluation.json`` written by ``training/evaluate.py``. The same held-out objectives and seeds must have been
+evaluated in each (the runs share ``environment.objectives_seed``); the report says how many episodes each holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+METRICS = [("success", "success_rate"), ("reward", "reward_mean"), ("role confusion", "role_confusion_rate"),
+           ("hallucinations / episode", "hallucinations_per_episode"), ("repetition", "repetition_rate")]
+
+
+def load_reports(path: Path) -> dict[str, dict[str, Any]]:
+    """The per-model reports of a run directory or an evaluation JSON file."""
+    file = path / "final_evaluation.json" if path.is_dir() else path
+    if not file.exists():
+        raise FileNotFoundError(f"{file}: no such report (run with evaluation.final_comparison > 0, or evaluate.py)")
+    return json.loads(file.read_text())["reports"]
+
+
+def spread(values: list[float]) -> str:
+    """``mean ± sample standard deviation`` (just the value for one run)."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "nan"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def seed_table(runs: dict[str, dict[str, dict[str, Any]]], models: list[str]) -> str:
+    """Markdown: one row per metric and model, mean ± std over the runs, then each run's value."""
+    names = list(runs)
+    lines = ["| metric | model | mean ± std | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+    for label, key in METRICS:
+        for model in models:
+            values = [float(runs[name][model].get(key, math.nan)) for name in names]
+            lines.append(f"| {label} | {model} | {spread(values)} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    episodes = {name: runs[name][models[0]]["episodes"] for name in names}
+    lines += ["", "Episodes per model and run: " + ", ".join(f"{n}: {e}" for n, e in episodes.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--model", action="append", default=None,
+                        help="model column(s) of the reports (default: every model of the first report)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
+    args = parser.parse_args(argv)
+    try:
+        runs = {str(path): load_reports(path) for path in args.runs}
+    except (FileNotFoundError, json.JSONDecodeError, KeyError) as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    models = args.model or list(next(iter(runs.values())))
+    missing = [f"{name}: {model}" for name, reports in runs.items() for model in models if model not in reports]
+    if missing:
+        print(f"error: no report for {missing[0]}", file=sys.stderr)
+        return 2
+    table = seed_table(runs, models)
+    if args.out:
+        args.out.write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
