@@ -233,6 +233,8 @@ def parse_name(text: str) -> str | None:
             if not word[0].isupper() or word.lower().strip(".") in NOT_NAMES or any(ch.isdigit() for ch in word):
                 break
             kept.append(word.rstrip("."))
+            if word.endswith(".") and len(word) > 2:  # "Tara. She's 19": a full stop, not an initial, ends it
+                break
         if kept and not (len(kept) == 1 and len(kept[0]) <= 1):
             return " ".join(kept)
     return None
@@ -249,10 +251,16 @@ def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
     """A name given without a trigger phrase ("Tara Novak.", "It's Tara Novak please"), for when the agent has
     just asked for one: the first run of 2-3 capitalised words that are not a place, month, weekday or filler."""
     stop = NOT_NAMES | set(MONTHS) | set(WEEKDAYS) | {"i", "it's", "its", "yes", "no", "please", "thanks", "thank",
-                                                      "hello", "hi", "dear", "mr", "mrs", "ms", "dr"}
+                                                      "hello", "hi", "dear", "mr", "mrs", "ms", "dr", "she's", "he's",
+                                                      "she", "he", "they", "they're", "we're", "i'm"}
     places = {key for key in airports if len(key) > 3}
     run: list[str] = []
-    for word in re.findall(r"[\w'\-]+", str(text)[:300]):
+    for word in re.findall(r"[\w'\-]+|[.!?;]", str(text)[:300]):
+        if word in ".!?;":  # a name does not run across sentences ("it's Tara. She's 19")
+            if len(run) >= 2:
+                break
+            run = []
+            continue
         clean = word.strip("'-")
         if clean[:1].isupper() and clean.lower() not in stop and not any(ch.isdigit() for ch in clean):
             run.append(clean)
@@ -304,7 +312,8 @@ def parse_message(text: str, airports: dict[str, str], today: date, answering: s
     parsed.passengers = parse_passengers(lowered)
     parsed.passenger_name = parse_name(text)
     parsed.flight_numbers = list(dict.fromkeys(
-        m.upper() for m in re.findall(r"\b[A-Za-z][A-Za-z0-9]\d{2,4}\b", text) if m[:2].lower() not in NOT_AIRLINES))
+        m.upper() for m in re.findall(r"\b[A-Za-z][A-Za-z0-9]\d{2,4}\b", text)
+        if m[:2].isupper() or m[:2].lower() not in NOT_AIRLINES))  # "AS7541" is Alaska; "at1030" is a time
     if match := re.search(r"\b(first|1st|second|2nd|third|3rd)\s+(one|option|flight)\b", lowered):
         parsed.option_index = ORDINALS[match[1]]
     elif match := re.search(r"\boption\s*#?\s*([1-3])\b|\bnumber\s*([1-3])\b", lowered):

@@ -123,3 +123,29 @@ def test_agent_and_verifier_never_raise(template_db: Path, messages: list[str]) 
     history = asyncio.run(run())
     result = BookingVerifier().verify(history, template_db, OBJECTIVE)
     assert 0.0 <= result.score <= 1.0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("It's a woman, it's Tara. She's 19.", None),  # a name never runs across sentences
+    ("Tara Novak.", "Tara Novak"),
+    ("It's Tara Novak please", "Tara Novak"),
+    ("She's Ann Muller.", "Ann Muller"),
+])
+def test_bare_name_stays_inside_one_sentence(text: str, expected: str | None) -> None:
+    from agents.nlu import parse_bare_name
+
+    assert parse_bare_name(text, {}) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("My name is Tara. She is 19", "Tara"), ("My name is J. R. Smith", "J R Smith"), ("under Ann Lee", "Ann Lee")])
+def test_name_after_a_trigger_ends_at_a_full_stop(text: str, expected: str) -> None:
+    from agents.nlu import parse_name
+
+    assert parse_name(text) == expected
+
+
+def test_flight_numbers_of_every_carrier_are_read() -> None:
+    # Alaska's code AS is also an English word: upper case is a flight number, lower case glued digits are not.
+    parsed = parse_message("Can I get flight AS7541 or DL1200 instead? I land at1030", {}, TODAY)
+    assert parsed.flight_numbers == ["AS7541", "DL1200"]
