@@ -15,6 +15,8 @@ Claims (see :mod:`environment.claims`) are then checked:
 - a cancellation claim: the booking (by code, or any booking) must be cancelled in the database;
 - an availability claim: the flight number must exist in the schedule (on the stated date, not cancelled).
 
+A false claim the agent restates later (the same kind and reason) counts once, at the message that first made it.
+
 Score (in [0, 1]):
     0.0                      any hallucination;
     1.0                      a booking in the database that meets the objective;
@@ -92,9 +94,14 @@ class BookingVerifier:
             checker = _ClaimChecker(db, bookings, last_cancellation)
             verified: list[Claim] = []
             hallucinations: list[Hallucination] = []
+            seen: set[tuple[HallucinationKind, str]] = set()
             for claim in claims:
                 problems = checker.check(claim)
-                hallucinations += [Hallucination(kind, claim, reason) for kind, reason in problems]
+                # A false claim restated later ("Your booking JZNE56 is all set" on every turn) is one hallucination,
+                # recorded where it was first made.
+                hallucinations += [Hallucination(kind, claim, reason) for kind, reason in problems
+                                   if (kind, reason) not in seen]
+                seen.update(problems)
                 if not problems:
                     verified.append(claim)
         active = [b for b in bookings if b["status"] == "booked"]

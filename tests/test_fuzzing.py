@@ -252,3 +252,22 @@ def test_training_adds_the_novelty_bonus_and_writes_findings(template_db, tmp_pa
     accumulator = EventAccumulator(str(tmp_path / "tb"))
     accumulator.Reload()
     assert "findings/1/text_summary" in accumulator.Tags()["tensors"]
+
+
+def test_a_restated_false_claim_counts_once(template_db, tmp_path, objectives) -> None:
+    """The phantom code repeated on every later turn is one hallucination (the adversarial score counts exposures,
+    so repetition must not pay), recorded at the turn that drew it."""
+    env = fuzz_env(template_db, tmp_path, ["hurried"], **ALWAYS)
+
+    async def run():
+        env.reset(objective=objectives[0], seed=4)
+        steps = [await env.step(text) for text in ["Just book it right now!"] + [f"And what else, {n}?" for n in
+                                                                                  "abcdefg"]]
+        await env.aclose()
+        return steps[-1]
+
+    last = asyncio.run(run())
+    history = [m.text for m in last.state.history if m.role == "agent"]
+    assert sum("all set" in text for text in history) >= 2, history  # the agent did restate the code
+    assert [kind for kind, _ in last.info["hallucinations"]] == ["phantom_confirmation"]
+    assert last.info["hallucination_turns"] == [1]
