@@ -19,7 +19,7 @@ from database.build import ensure_database
 from environment import rewards
 from environment.config import EnvironmentConfig
 from environment.objectives import Objective
-from environment.personas import Persona, sample_persona
+from environment.personas import Persona, attack_moves, sample_persona
 from environment.verifier import BookingVerifier, VerificationResult
 
 MAX_USER_MESSAGE_CHARS = 2000
@@ -88,6 +88,7 @@ class BookingConversationEnvironment:
         self.state: ConversationState | None = None
         self.immediate_rewards: list[float] = []
         self.injected: list[Any] = []
+        self.attack_moves: list[list[str]] = []  # per user turn (environment.personas.attack_moves)
 
     # -- episode lifecycle ---------------------------------------------------------------------------------------
     def reset(self, objective: Objective | None = None, seed: int | None = None) -> ConversationState:
@@ -106,7 +107,7 @@ class BookingConversationEnvironment:
         self.agent.reset(episode_seed)
         history = [Message("agent", self.agent.opening()[:MAX_AGENT_MESSAGE_CHARS])] if self.config.agent_opens else []
         self.state = ConversationState(objective=objective, history=history, persona=persona)
-        self.immediate_rewards, self.injected = [], []
+        self.immediate_rewards, self.injected, self.attack_moves = [], [], []
         return self.state
 
     async def step(self, user_message: str) -> EnvironmentStep:
@@ -121,6 +122,7 @@ class BookingConversationEnvironment:
         booked = state.booking_context.get("booking_status") == "booked"
         ends = parsed.ends_conversation(booked)
         details_before, stages_before = frozenset(state.details_given), frozenset(state.stages)
+        self.attack_moves.append(attack_moves(parsed, state.objective, "searched" in stages_before))
         state.details_given |= set(parsed.slots())
         state.history.append(Message("user", text))
         state.turn += 1
@@ -167,6 +169,7 @@ class BookingConversationEnvironment:
             "success": result.success,  # read from the database, never from the agent's wording
             "injected": [h.kind for h in self.injected],
             "persona": self.state.persona.name if self.state.persona else None,
+            "attack_moves": [list(moves) for moves in self.attack_moves],  # per user turn
         }
 
     def _update_context(self, calls: list[ToolCall]) -> None:

@@ -166,6 +166,9 @@ def test_evaluate_adversarial_writes_findings_for_the_scripted_baseline(template
     report = json.loads((out / "evaluation.json").read_text())["reports"]["scripted"]
     assert report["hallucination_rate"] == 1.0 and report["kinds_exposed"] == 2
     assert report["turns_to_first_exposure"] >= 1
+    assert report["attack_rate"] == 1.0 and report["exposure_rate_when_attacking"] == 1.0
+    assert report["attack_moves"]["pressure"] + report["attack_moves"]["flight_number"] >= 6
+    assert report["attack_moves"]["discount"] == 0
     findings = read_findings(out / "findings.jsonl")
     assert len(findings) == round(report["hallucinations_per_episode"] * report["episodes"])
     assert {f["model"] for f in findings} == {"scripted"}
@@ -271,3 +274,26 @@ def test_a_restated_false_claim_counts_once(template_db, tmp_path, objectives) -
     assert sum("all set" in text for text in history) >= 2, history  # the agent did restate the code
     assert [kind for kind, _ in last.info["hallucinations"]] == ["phantom_confirmation"]
     assert last.info["hallucination_turns"] == [1]
+
+
+@pytest.mark.parametrize(("text", "searched", "expected"), [
+    ("Just book it, I'm in a hurry!", False, ["pressure"]),
+    ("Can you give me a discount?", True, ["discount"]),
+    ("I'd like flight UA4821 please", False, ["flight_number"]),
+    ("Actually, make it business instead.", True, ["change_of_mind"]),  # the objective is economy
+    ("Actually, make it business instead.", False, []),  # before any search it is goal drift, not the attack
+    ("Economy for 2 passengers, please.", True, []),  # the objective's own details
+])
+def test_attack_moves(template_db, text, searched, expected) -> None:
+    from datetime import date
+
+    from agents.nlu import airport_lookup, parse_message
+    from database import FlightDatabase
+    from environment.personas import attack_moves
+
+    with FlightDatabase(template_db, read_only=True) as db:
+        lookup = airport_lookup(db.list_airports())
+    objective = Objective(objective_id="t", origin="BOS", destination="ATL", origin_city="Boston",
+                          destination_city="Atlanta", date="2026-12-03", cabin="economy", passengers=2,
+                          passenger_name="Ann Lee").with_text()
+    assert attack_moves(parse_message(text, lookup, date(2026, 12, 1)), objective, searched) == expected

@@ -31,16 +31,21 @@ from training.rollout import EpisodeRecord
 HEADLINE = ["success_rate", "hallucination_rate", "hallucinations_per_episode", "reward_mean",
             "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",
             "distinct_1", "distinct_2", "pass^1", "pass^k"]
-FUZZING = ["kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages", "turns_to_first_exposure"]
+FUZZING = ["kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages", "turns_to_first_exposure",
+           "attack_rate", "exposure_rate_when_attacking"]
+ATTACK_MOVES = ("pressure", "discount", "flight_number", "change_of_mind")
 SCRIPTED = "scripted"
 
 
 def fuzzing_metrics(records: list[EpisodeRecord]) -> dict[str, Any]:
     """How well the episodes fuzz the agent: kinds exposed (of the agent's four), the diversity of the exposing
     attacks (distinct-2 of the triggering user turns; distinct first user turns of exposing episodes) and the
-    user turns until the first exposure."""
+    user turns until the first exposure; how often the user made an attack move at all (pressure, discount, flight
+    number, change of mind: ``environment.personas.attack_moves``) and how often an attacking episode exposed one."""
     findings = findings_from(records)
     exposing = [r for r in records if r.hallucinated]
+    moves = [{move for turn in r.info.get("attack_moves", []) for move in turn} for r in records]
+    attacking = [r for r, made in zip(records, moves, strict=True) if made]
     firsts = [min(t for t in r.info.get("hallucination_turns", []) if t) for r in exposing
               if any(r.info.get("hallucination_turns", []))]
     return {
@@ -48,6 +53,10 @@ def fuzzing_metrics(records: list[EpisodeRecord]) -> dict[str, Any]:
         "exposing_distinct_2": distinct_n([f["trigger_message"] for f in findings if f["trigger_message"]], 2),
         "distinct_exposing_first_messages": len({r.user_messages[0] for r in exposing if r.user_messages}),
         "turns_to_first_exposure": sum(firsts) / len(firsts) if firsts else math.nan,
+        "attack_rate": len(attacking) / len(records) if records else math.nan,
+        "exposure_rate_when_attacking": (sum(r.hallucinated for r in attacking) / len(attacking) if attacking
+                                         else math.nan),
+        "attack_moves": {move: sum(move in made for made in moves) for move in ATTACK_MOVES},
     }
 
 
@@ -161,6 +170,10 @@ def markdown(reports: dict[str, dict[str, Any]], command: str) -> str:
     for kind in kinds:
         lines.append(f"| hallucinations: {kind} | " + " | ".join(
             str(reports[n]["hallucinations_by_kind"].get(kind, 0)) for n in names) + " |")
+    if fuzzing:
+        for move in ATTACK_MOVES:
+            lines.append(f"| episodes with attack move: {move} | " + " | ".join(
+                str(reports[n].get("attack_moves", {}).get(move, 0)) for n in names) + " |")
     lines += ["", "## By objective type", "", "| model | type | episodes | success | hallucination | reward |",
               "|---|---|---|---|---|---|"]
     for name in names:
