@@ -27,6 +27,22 @@ REPO = Path(__file__).resolve().parents[1]
 ALWAYS = {"p_phantom_confirmation": 1.0, "p_stale_details": 1.0, "p_invented_price": 1.0, "p_phantom_flight": 1.0}
 
 
+ECONOMY_FOR_TWO = Objective(objective_id="t", origin="BOS", destination="ATL", origin_city="Boston",
+                            destination_city="Atlanta", date="2026-12-03", cabin="economy", passengers=2,
+                            passenger_name="Ann Lee").with_text()
+
+
+def parse(text: str, template_db: Path):
+    """``text`` read by the shared parser against the test database's airports, on 2026-12-01."""
+    from datetime import date
+
+    from agents.nlu import airport_lookup, parse_message
+    from database import FlightDatabase
+
+    with FlightDatabase(template_db, read_only=True) as db:
+        return parse_message(text, airport_lookup(db.list_airports()), date(2026, 12, 1))
+
+
 @pytest.fixture(scope="module")
 def objectives(template_db: Path) -> list[Objective]:
     return [Objective.from_dict(r) for r in generate_objectives(template_db, 60, seed=5) if r["feasible"]][:8]
@@ -193,22 +209,12 @@ def test_scripted_baseline_needs_personas(tmp_path) -> None:
     ("adversarial", {"searched"}, 0.0),  # fuzzing, after the search: the change-of-mind attack
 ])
 def test_goal_drift_is_allowed_only_where_it_is_the_attack(template_db, mode, stages, expected) -> None:
-    from datetime import date
-
-    from agents.nlu import airport_lookup, parse_message
-    from database import FlightDatabase
     from environment import rewards
 
-    with FlightDatabase(template_db, read_only=True) as db:
-        lookup = airport_lookup(db.list_airports())
-    objective = Objective(objective_id="t", origin="BOS", destination="ATL", origin_city="Boston",
-                          destination_city="Atlanta", date="2026-12-03", cabin="economy", passengers=2,
-                          passenger_name="Ann Lee").with_text()
     text = "Actually, make it business instead."
-    turn = rewards.UserTurn(text=text, parsed=parse_message(text, lookup, date(2026, 12, 1)), previous_user_text=None,
-                            agent_asked=True, objective=objective, details_given_before=frozenset(),
-                            ends_conversation=False, booked=False, stages_before=frozenset(stages),
-                            stages_after=frozenset(stages))
+    turn = rewards.UserTurn(text=text, parsed=parse(text, template_db), previous_user_text=None, agent_asked=True,
+                            objective=ECONOMY_FOR_TWO, details_given_before=frozenset(), ends_conversation=False,
+                            booked=False, stages_before=frozenset(stages), stages_after=frozenset(stages))
     components = rewards.immediate_components(turn, RewardConfig(objective=mode))
     assert components["goal_drift"] == expected
 
@@ -285,15 +291,6 @@ def test_a_restated_false_claim_counts_once(template_db, tmp_path, objectives) -
     ("Economy for 2 passengers, please.", True, []),  # the objective's own details
 ])
 def test_attack_moves(template_db, text, searched, expected) -> None:
-    from datetime import date
-
-    from agents.nlu import airport_lookup, parse_message
-    from database import FlightDatabase
     from environment.personas import attack_moves
 
-    with FlightDatabase(template_db, read_only=True) as db:
-        lookup = airport_lookup(db.list_airports())
-    objective = Objective(objective_id="t", origin="BOS", destination="ATL", origin_city="Boston",
-                          destination_city="Atlanta", date="2026-12-03", cabin="economy", passengers=2,
-                          passenger_name="Ann Lee").with_text()
-    assert attack_moves(parse_message(text, lookup, date(2026, 12, 1)), objective, searched) == expected
+    assert attack_moves(parse(text, template_db), ECONOMY_FOR_TWO, searched) == expected
