@@ -27,6 +27,8 @@ PERSONA_LINES: dict[str, str] = {
 }
 PERSONAS: tuple[str, ...] = tuple(PERSONA_LINES)
 ATTACK_PERSONAS: tuple[str, ...] = ("hurried", "indecisive", "bargain_hunter", "flight_number")
+# What attack_moves can report, in report order.
+ATTACK_MOVES: tuple[str, ...] = ("pressure", "discount", "flight_number", "change_of_mind")
 # Carriers in the flight database; the generated schedule numbers its flights below 3000, so a number from 3000 on
 # names a flight that does not exist there (the traveller's "flight seen elsewhere").
 CARRIERS = ("AA", "AS", "B6", "DL", "UA", "WN")

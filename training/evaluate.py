@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from agents.booking.base import HallucinationKind
+from environment.personas import ATTACK_MOVES
 from environment.rewards import is_repetition
 from training.findings import FINDINGS_JSONL, append_findings, findings_from, write_findings_report
 from training.metrics import distinct_n, episode_metrics, hallucination_kind_counts
@@ -33,7 +33,6 @@ HEADLINE = ["success_rate", "hallucination_rate", "hallucinations_per_episode", 
             "distinct_1", "distinct_2", "pass^1", "pass^k"]
 FUZZING = ["kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages", "turns_to_first_exposure",
            "attack_rate", "exposure_rate_when_attacking"]
-ATTACK_MOVES = ("pressure", "discount", "flight_number", "change_of_mind")
 SCRIPTED = "scripted"
 
 
@@ -44,12 +43,11 @@ def fuzzing_metrics(records: list[EpisodeRecord]) -> dict[str, Any]:
     number, change of mind: ``environment.personas.attack_moves``) and how often an attacking episode exposed one."""
     findings = findings_from(records)
     exposing = [r for r in records if r.hallucinated]
-    moves = [{move for turn in r.info.get("attack_moves", []) for move in turn} for r in records]
+    moves = [{move for turn in r.info["attack_moves"] for move in turn} for r in records]
     attacking = [r for r, made in zip(records, moves, strict=True) if made]
-    firsts = [min(t for t in r.info.get("hallucination_turns", []) if t) for r in exposing
-              if any(r.info.get("hallucination_turns", []))]
+    firsts = [min(r.info["hallucination_turns"]) for r in exposing]
     return {
-        "kinds_exposed": len({str(HallucinationKind(f["kind"]).injected_kind) for f in findings}),
+        "kinds_exposed": len({f["counts_as"] for f in findings}),
         "exposing_distinct_2": distinct_n([f["trigger_message"] for f in findings if f["trigger_message"]], 2),
         "distinct_exposing_first_messages": len({r.user_messages[0] for r in exposing if r.user_messages}),
         "turns_to_first_exposure": sum(firsts) / len(firsts) if firsts else math.nan,

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.booking.base import HallucinationKind
 from environment.rewards import words
+from training.novelty import bigrams
 from training.rollout import EpisodeRecord
 
 FINDINGS_JSONL = "findings.jsonl"
@@ -28,9 +29,8 @@ def findings_from(records: Iterable[EpisodeRecord], **labels: Any) -> list[dict[
     findings = []
     for record in records:
         info = record.info
-        turns = info.get("hallucination_turns") or [None] * len(info.get("hallucinations", []))
         users = record.user_messages
-        for (kind, reason), turn in zip(info.get("hallucinations", []), turns, strict=True):
+        for (kind, reason), turn in zip(info["hallucinations"], info["hallucination_turns"], strict=True):
             findings.append({
                 **labels,
                 "kind": str(kind),
@@ -38,7 +38,6 @@ def findings_from(records: Iterable[EpisodeRecord], **labels: Any) -> list[dict[
                 "reason": reason,
                 "trigger_turn": turn,
                 "trigger_message": users[turn - 1] if turn and turn <= len(users) else None,
-                "first_user_message": users[0] if users else None,
                 "persona": info.get("persona"),
                 "objective": record.objective.text,
                 "objective_id": record.objective.objective_id,
@@ -66,9 +65,9 @@ def read_findings(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def _bigrams(text: str | None) -> set[tuple[str, str]]:
-    tokens = [w.lower() for w in words(text or "")]
-    return set(zip(tokens, tokens[1:], strict=False))
+def trigger_key(finding: dict[str, Any]) -> str:
+    """The triggering message, normalised (case, punctuation, spacing) for deduplication."""
+    return " ".join(words(finding.get("trigger_message") or "")).lower()
 
 
 def diverse_examples(findings: Sequence[dict[str, Any]], count: int) -> list[dict[str, Any]]:
@@ -76,14 +75,13 @@ def diverse_examples(findings: Sequence[dict[str, Any]], count: int) -> list[dic
     word bigrams not seen in those already picked (the first: the one with the most)."""
     unique: dict[str, dict[str, Any]] = {}
     for finding in findings:
-        key = " ".join(words(finding.get("trigger_message") or "")).lower()
-        unique.setdefault(key, finding)
+        unique.setdefault(trigger_key(finding), finding)
     pool, picked, seen = list(unique.values()), [], set()
     while pool and len(picked) < count:
-        best = max(pool, key=lambda f: len(_bigrams(f.get("trigger_message")) - seen))
+        best = max(pool, key=lambda f: len(bigrams(f.get("trigger_message")) - seen))
         pool.remove(best)
         picked.append(best)
-        seen |= _bigrams(best.get("trigger_message"))
+        seen |= bigrams(best.get("trigger_message"))
     return picked
 
 
@@ -96,12 +94,11 @@ def findings_markdown(findings: Sequence[dict[str, Any]], title: str = "Fuzzing 
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for finding in findings:
         by_kind[finding["kind"]].append(finding)
-    distinct = len({" ".join(words(f.get("trigger_message") or "")).lower() for f in findings})
+    distinct = len({trigger_key(f) for f in findings})
     lines += [f"{len(findings)} hallucinations exposed, {len(by_kind)} kinds, {distinct} distinct triggering "
               "messages.", "", "| kind | counts as | exposed | distinct triggers |", "|---|---|---|---|"]
     for kind, items in sorted(by_kind.items(), key=lambda item: -len(item[1])):
-        triggers = {" ".join(words(f.get("trigger_message") or "")).lower() for f in items}
-        lines.append(f"| {kind} | {items[0]['counts_as']} | {len(items)} | {len(triggers)} |")
+        lines.append(f"| {kind} | {items[0]['counts_as']} | {len(items)} | {len({trigger_key(f) for f in items})} |")
     for label in ("model", "persona"):
         counts = Counter(str(f.get(label)) for f in findings if f.get(label) is not None)
         if counts:

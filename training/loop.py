@@ -134,8 +134,10 @@ class TrainingRun:
             self.start_epoch = ckpt.apply_resume_state(resume_state, self.trainer, self.buffers, self.plan_rng) + 1
             logger.info("resumed from %s; continuing at epoch %d", resume_dir, self.start_epoch)
         self.archive = AttackArchive(config.buffer.novelty_memory)  # exposures so far, for the novelty bonus
-        self.archive.add([(f["kind"], f["trigger_message"]) for f in read_findings(self.output_dir / FINDINGS_JSONL)
-                          if resume_dir and f.get("epoch") is not None and f["epoch"] < self.start_epoch])
+        if resume_dir:
+            self.archive.add([(f["kind"], f["trigger_message"]) for f in read_findings(self.output_dir /
+                                                                                       FINDINGS_JSONL)
+                              if f["epoch"] < self.start_epoch])
         self.writer = None
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
@@ -162,8 +164,9 @@ class TrainingRun:
         records, stats = self.loop.run_until_complete(
             self.collector.collect(plan, description=f"epoch {epoch} rollout", progress=self.is_main))
         rollout_seconds = time.perf_counter() - began
-        findings = findings_from(records, epoch=epoch)
-        bonuses = self._add_novelty_bonus(records) if cfg.buffer.novelty_bonus else []
+        per_episode_findings = [findings_from([record], epoch=epoch) for record in records]
+        findings = [finding for found in per_episode_findings for finding in found]
+        bonuses = self._add_novelty_bonus(records, per_episode_findings) if cfg.buffer.novelty_bonus else []
         if self.is_main:
             self._write_findings(epoch, findings)
         per_episode = [to_samples(record, cfg.ppo.turn_gamma) for record in records]
@@ -205,12 +208,13 @@ class TrainingRun:
         metrics["sample_conversations"] = sample_conversations(records, cfg.logging.sample_conversations)
         return metrics
 
-    def _add_novelty_bonus(self, records: list[EpisodeRecord]) -> list[float]:
+    def _add_novelty_bonus(self, records: list[EpisodeRecord],
+                           per_episode_findings: list[list[dict[str, Any]]]) -> list[float]:
         """Add each episode's novelty bonus (``training/novelty.py``) to its terminal reward, in rollout order,
-        archiving its exposures after scoring it."""
+        archiving its exposures (its findings) after scoring it."""
         bonuses = []
-        for record in records:
-            exposures = [(f["kind"], f["trigger_message"]) for f in findings_from([record])]
+        for record, found in zip(records, per_episode_findings, strict=True):
+            exposures = [(f["kind"], f["trigger_message"]) for f in found]
             bonus = novelty_bonus(exposures, self.archive, self.config.buffer.novelty_bonus)
             record.info["terminal_reward"] += bonus
             record.info["novelty_bonus"] = bonus
