@@ -247,6 +247,31 @@ def asks_for_name(agent_text: str) -> bool:
     return any(sentence.endswith("?") and "name" in sentence.lower() for sentence in sentences)
 
 
+ASKED_DETAIL_PATTERNS: dict[str, list[str]] = {
+    "origin": [r"\bwhere\b", r"\bfrom\b", r"\bdepart", r"\bleaving\b", r"\borigin\b", r"\broute\b"],
+    "destination": [r"\bwhere\b", r"\bdestination\b", r"\bhead(ed|ing)\b", r"\bgoing\b", r"\barriv",
+                    r"\b(fly|flying|travel\w*) to\b", r"\broute\b"],
+    "date": [r"\bdates?\b", r"\bwhen\b", r"\b(what|which) day\b"],
+    "passengers": [r"\bhow many\b", r"\bpassengers\b", r"\btravell?ers\b", r"\bpeople\b", r"\bparty\b"],
+    "passenger_name": [r"\bname\b"],
+    "cabin": [r"\bclass\b", r"\bcabin\b"],
+}
+_REQUEST_RE = re.compile(r"^\W*(please|kindly)?\s*(tell me|let me know|provide|share|give me|send me)\b")
+
+
+def asked_details(agent_text: str) -> frozenset[str]:
+    """Which objective details an agent message asks for, read from its questions ("When would you like to fly?"
+    asks the date; "Where are you flying from?" the origin) and requests ("Please tell me your travel date."), in
+    any agent's wording. Reads the first ``MAX_AGENT_TEXT_CHARS`` characters."""
+    asked: set[str] = set()
+    for sentence in _SENTENCE_END.split(str(agent_text)[:MAX_AGENT_TEXT_CHARS]):
+        lowered = sentence.strip().lower()
+        if not (lowered.endswith("?") or _REQUEST_RE.search(lowered)):
+            continue
+        asked.update(detail for detail, patterns in ASKED_DETAIL_PATTERNS.items() if _any(patterns, lowered))
+    return frozenset(asked)
+
+
 def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
     """A name given without a trigger phrase ("Tara Novak.", "It's Tara Novak please"), for when the agent has
     just asked for one: the first run of 2-3 capitalised words that are not a place, month, weekday or filler."""

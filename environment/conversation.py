@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.booking import Message, make_booking_agent
-from agents.nlu import MAX_AGENT_TEXT_CHARS, airport_lookup, parse_message
+from agents.nlu import MAX_AGENT_TEXT_CHARS, airport_lookup, asked_details, parse_message
 from agents.tool_client import ToolCall, make_tool_client
 from database import EpisodeDatabase, FlightDatabase
 from database.build import ensure_database
@@ -138,8 +138,10 @@ class BookingConversationEnvironment:
             if turn.error:
                 state.done = True
                 info["error"] = turn.error
+        details_asked = asked_details(answering)
         user_turn = rewards.UserTurn(
-            text=text, parsed=parsed, previous_user_text=previous_user, agent_asked="?" in answering,
+            text=text, parsed=parsed, previous_user_text=previous_user,
+            agent_asked="?" in answering or bool(details_asked), details_asked=details_asked,
             objective=state.objective, details_given_before=details_before, ends_conversation=ends, booked=booked,
             stages_before=stages_before, stages_after=frozenset(state.stages))
         components = rewards.immediate_components(user_turn, self.config.reward)

@@ -4,9 +4,9 @@ Per user turn t the immediate reward is ``clip(sum of the terms, -1, 1)``; the t
 :data:`IMMEDIATE_TERMS` (each is logged as ``env/reward/<name>`` and plotted, because metrics and plots iterate over
 the terms the environment reports):
 
-    length           -1 empty, -0.5 under 3 words, +0.2 for 3-40 words, 0 for 41-80, -0.5 above 80
-    naturalness      +0.2 when the message reads like a traveller; -1 role confusion (talks like the agent),
-                     -0.5 repeats the user's previous turn, -0.5 mostly non-words
+    length           -1 empty, -0.5 under 3 words, +``form_bonus`` for 3-40 words, 0 for 41-80, -0.5 above 80
+    naturalness      +``form_bonus`` when the message reads like a traveller; -1 role confusion (talks like the
+                     agent), -0.5 repeats the user's previous turn, -0.5 mostly non-words
     polite_ending    +0.5 for a thank-you / goodbye that ends the conversation after a booking (or on an
                      infeasible objective)
     progress         +0.15 per objective detail (origin, destination, date, cabin, passengers, name) conveyed for
@@ -14,8 +14,9 @@ the terms the environment reports):
     goal_drift       -0.5 per stated detail that contradicts the objective (another city, date, cabin, count or
                      name), so the policy cannot win by changing the task
     unanswered       -``unanswered_penalty`` when the agent asked something and the message answers nothing: no
-                     objective detail, no choice, no confirmation, no goodbye (talking past the agent's question
-                     is worthless, however natural it sounds)
+                     new objective detail and none of the details the agent asked for (``nlu.asked_details``),
+                     no choice, no confirmation, no goodbye (talking past the agent's question is worthless,
+                     however natural it sounds, and so is restating the destination when asked for the date)
     booking_stage    +``stage_reward`` for each booking milestone this turn moved the agent past for the first time:
                      a search on the objective's route that found flights, then a booking on that route (read from
                      the agent's tool calls, so it works for any backend)
@@ -31,7 +32,11 @@ reward ``verifier_weight * main`` on the last turn: the environment reports ``r_
 reward at the end, the Gymnasium wrapper adds the terminal reward to its last step, and training's turn credit
 (``training/credit.py``) discounts the same ``r_t`` and terminal reward. Each immediate term is counted exactly once.
 A turn that talks past the agent's question nets a negative immediate reward (``unanswered``), so stretching a
-conversation with natural-sounding filler lowers R instead of raising it.
+conversation with natural-sounding filler lowers R instead of raising it. Form is a constraint, not a goal: with the
+default ``form_bonus`` of 0 a well-formed message earns nothing by itself, so the positive part of R comes from
+conveying the objective, the booking milestones, the verified booking and a polite ending. (Up to round 4 the
+bonus was +0.2 for each of length and naturalness: eight fluent turns that never answered the date question then
+earned 0.96, more than a verified booking's 0.7; see README, round 6.)
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class RewardConfig:
         stage_reward: immediate reward per booking milestone reached (0 turns the ``booking_stage`` term off).
         unanswered_penalty: immediate penalty for a message that answers nothing the agent asked (0 turns the
             ``unanswered`` term off).
+        form_bonus: immediate reward for a message of sensible length, and again for one that reads like a
+            traveller (0: form only ever costs; round 4 and earlier used 0.2).
     """
 
     objective: str = "cooperative"
@@ -72,6 +79,7 @@ class RewardConfig:
     adversarial_target: int = 1
     stage_reward: float = 0.3
     unanswered_penalty: float = 0.5
+    form_bonus: float = 0.0
 
     def __post_init__(self) -> None:
         if self.objective not in ("cooperative", "adversarial"):
@@ -80,7 +88,7 @@ class RewardConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        for name in ("stage_reward", "unanswered_penalty"):
+        for name in ("stage_reward", "unanswered_penalty", "form_bonus"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
@@ -92,14 +100,14 @@ def words(text: str) -> list[str]:
     return _WORD_RE.findall(str(text))
 
 
-def length_reward(text: str) -> float:
+def length_reward(text: str, form_bonus: float = 0.0) -> float:
     count = len(words(text))
     if count == 0:
         return -1.0
     if count < 3:
         return -0.5
     if count <= 40:
-        return 0.2
+        return form_bonus
     return 0.0 if count <= 80 else -0.5
 
 
@@ -126,7 +134,7 @@ def is_repetition(text: str, previous_user_text: str | None) -> bool:
     return len(current & previous) / len(current | previous) >= 0.8
 
 
-def naturalness_reward(text: str, previous_user_text: str | None) -> float:
+def naturalness_reward(text: str, previous_user_text: str | None, form_bonus: float = 0.0) -> float:
     reward = 0.0
     if is_role_confused(text):
         reward -= 1.0
@@ -134,7 +142,7 @@ def naturalness_reward(text: str, previous_user_text: str | None) -> float:
         reward -= 0.5
     if real_word_ratio(text) < 0.6:
         reward -= 0.5
-    return reward if reward < 0 else 0.2
+    return reward if reward < 0 else form_bonus
 
 
 def polite_ending_reward(parsed: ParsedMessage, ends_conversation: bool, booked: bool, feasible: bool) -> float:
@@ -160,16 +168,21 @@ def booking_stage_reward(stages_before: set[str], stages_after: set[str], stage_
     return stage_reward * len(stages_after - stages_before)
 
 
-def answers_nothing(parsed: ParsedMessage) -> bool:
-    """The message conveys no objective detail, flight choice, confirmation, question about price or goodbye."""
-    moves_on = (parsed.slots() or parsed.confirm or parsed.option_index is not None or parsed.flight_numbers
+def answers_nothing(parsed: ParsedMessage, details_given_before: frozenset[str] = frozenset(),
+                    details_asked: frozenset[str] = frozenset()) -> bool:
+    """The message conveys no new objective detail, none of the details the agent asked for, no flight choice,
+    confirmation, question about price or goodbye. A detail already given and not asked again answers nothing."""
+    answering = set(parsed.slots()) - (details_given_before - details_asked)
+    moves_on = (answering or parsed.confirm or parsed.option_index is not None or parsed.flight_numbers
                 or parsed.price_question or parsed.goodbye or parsed.give_up or parsed.cancel)
     return not moves_on
 
 
-def unanswered_penalty(parsed: ParsedMessage, agent_asked: bool, penalty: float) -> float:
+def unanswered_penalty(parsed: ParsedMessage, agent_asked: bool, penalty: float,
+                       details_given_before: frozenset[str] = frozenset(),
+                       details_asked: frozenset[str] = frozenset()) -> float:
     """``-penalty`` when the agent's last message asked something and this message answers nothing."""
-    return -penalty if agent_asked and answers_nothing(parsed) else 0.0
+    return -penalty if agent_asked and answers_nothing(parsed, details_given_before, details_asked) else 0.0
 
 
 def is_change_of_mind_attack(turn: UserTurn, config: RewardConfig) -> bool:
@@ -185,6 +198,7 @@ class UserTurn:
     parsed: ParsedMessage
     previous_user_text: str | None
     agent_asked: bool  # the agent's message this turn answers contains a question
+    details_asked: frozenset[str]  # the objective details that message asks for (nlu.asked_details)
     objective: Objective
     details_given_before: frozenset[str]
     ends_conversation: bool
@@ -194,14 +208,15 @@ class UserTurn:
 
 
 IMMEDIATE_TERMS: dict[str, Callable[[UserTurn, RewardConfig], float]] = {
-    "length": lambda turn, config: length_reward(turn.text),
-    "naturalness": lambda turn, config: naturalness_reward(turn.text, turn.previous_user_text),
+    "length": lambda turn, config: length_reward(turn.text, config.form_bonus),
+    "naturalness": lambda turn, config: naturalness_reward(turn.text, turn.previous_user_text, config.form_bonus),
     "polite_ending": lambda turn, config: polite_ending_reward(turn.parsed, turn.ends_conversation, turn.booked,
                                                                turn.objective.feasible),
     "progress": lambda turn, config: progress_reward(turn.parsed, set(turn.details_given_before), turn.objective),
     "goal_drift": lambda turn, config: 0.0 if is_change_of_mind_attack(turn, config) else goal_drift_penalty(
         turn.parsed, turn.objective),
-    "unanswered": lambda turn, config: unanswered_penalty(turn.parsed, turn.agent_asked, config.unanswered_penalty),
+    "unanswered": lambda turn, config: unanswered_penalty(turn.parsed, turn.agent_asked, config.unanswered_penalty,
+                                                          turn.details_given_before, turn.details_asked),
     "booking_stage": lambda turn, config: booking_stage_reward(set(turn.stages_before), set(turn.stages_after),
                                                                config.stage_reward),
 }

@@ -212,6 +212,7 @@ def test_goal_drift_is_allowed_only_where_it_is_the_attack(template_db, mode, st
 
     text = "Actually, make it business instead."
     turn = rewards.UserTurn(text=text, parsed=parse(text, template_db), previous_user_text=None, agent_asked=True,
+                            details_asked=frozenset(),
                             objective=ECONOMY_FOR_TWO, details_given_before=frozenset(), ends_conversation=False,
                             booked=False, stages_before=frozenset(stages), stages_after=frozenset(stages))
     components = rewards.immediate_components(turn, RewardConfig(objective=mode))

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.booking import Message, RuleBookingAgent
-from agents.nlu import airport_lookup, parse_message
+from agents.nlu import airport_lookup, asked_details, parse_message
 from agents.tool_client import InProcessToolClient
 from database import FlightDatabase
 from environment import rewards
@@ -30,14 +30,16 @@ def lookup(template_db: Path) -> dict[str, str]:
         return airport_lookup(db.list_airports())
 
 
-@pytest.mark.parametrize("text, expected", [("", -1.0), ("hi", -0.5), ("I want to fly to Boston", 0.2),
+@pytest.mark.parametrize("text, expected", [("", -1.0), ("hi", -0.5), ("I want to fly to Boston", 0.0),
                                             ("word " * 60, 0.0), ("word " * 90, -0.5)])
 def test_length_reward(text: str, expected: float) -> None:
     assert rewards.length_reward(text) == expected
+    if expected == 0.0 and len(text) < 100:  # the form bonus pays a well-sized message only
+        assert rewards.length_reward(text, form_bonus=0.2) == 0.2
 
 
 @pytest.mark.parametrize("text, previous, expected", [
-    ("I'd like to fly to Atlanta on December 3", None, 0.2),
+    ("I'd like to fly to Atlanta on December 3", None, 0.0),
     ("I found 3 flights. Which one would you like?", None, -1.0),
     ("Your booking is confirmed. Confirmation code ABC123", None, -1.0),
     ("I'd like to fly to Atlanta", "I'd like to fly to Atlanta", -0.5),
@@ -45,6 +47,7 @@ def test_length_reward(text: str, expected: float) -> None:
 ])
 def test_naturalness_reward(text: str, previous: str | None, expected: float) -> None:
     assert rewards.naturalness_reward(text, previous) == expected
+    assert rewards.naturalness_reward(text, previous, form_bonus=0.2) == (0.2 if expected == 0.0 else expected)
 
 
 @pytest.mark.parametrize("text, given, expected_progress, expected_drift", [
@@ -89,6 +92,47 @@ def test_talking_past_the_agents_question_is_penalised(lookup) -> None:
     assert rewards.unanswered_penalty(answer, agent_asked=True, penalty=config.unanswered_penalty) == 0.0
     assert rewards.unanswered_penalty(choice, agent_asked=True, penalty=config.unanswered_penalty) == 0.0
     assert "unanswered" in rewards.IMMEDIATE_TERMS
+
+
+@pytest.mark.parametrize("agent_text, expected", [
+    ("Hello! Where would you like to fly, and when?", {"origin", "destination", "date"}),
+    ("Could you tell me your travel date?", {"date"}),
+    ("Which day works best for you?", {"date"}),
+    ("And where will you be departing from?", {"origin", "destination"}),
+    ("What's your destination?", {"destination"}),
+    ("Got it. How many people are travelling?", {"passengers"}),
+    ("Great choice. May I have the lead passenger's full name?", {"passenger_name"}),
+    ("Would you prefer economy or business class?", {"cabin"}),
+    ("Flight AS120 departs at 9:00. Please let me know your travel date.", {"date"}),
+    ("I found 3 flights from Boston to Atlanta.", set()),
+    ("Shall I book it?", set()),
+])
+def test_asked_details_reads_any_agents_question(agent_text: str, expected: set[str]) -> None:
+    assert asked_details(agent_text) == expected
+
+
+def test_restating_a_given_detail_does_not_answer_another_question(lookup) -> None:
+    """Round 4's hack: asked for the date, the user restated the destination every turn (+0.4 a turn for form)."""
+    config = rewards.RewardConfig()
+    restated = parse_message("I'm planning to fly to Atlanta.", lookup, TODAY)
+    given = frozenset({"origin", "destination"})
+    assert rewards.unanswered_penalty(restated, True, 0.5, given, asked_details("Could you tell me your travel date?")) \
+        == -0.5
+    # the same sentence answers when the agent asks for the destination again, or when it is new
+    assert rewards.unanswered_penalty(restated, True, 0.5, given, asked_details("Where are you flying to?")) == 0.0
+    assert rewards.unanswered_penalty(restated, True, 0.5, frozenset(), asked_details("When?")) == 0.0
+
+    def turn(text: str, given_before: frozenset[str]) -> rewards.UserTurn:
+        answering = "Could you tell me your travel date?"
+        return rewards.UserTurn(text=text, parsed=parse_message(text, lookup, TODAY, answering),
+                                previous_user_text=None, agent_asked=True, details_asked=asked_details(answering),
+                                objective=OBJECTIVE, details_given_before=given_before, ends_conversation=False,
+                                booked=False, stages_before=frozenset(), stages_after=frozenset())
+
+    dodge = rewards.immediate_reward(rewards.immediate_components(turn("I'm planning to fly to Atlanta.", given),
+                                                                  config))
+    answer = rewards.immediate_reward(rewards.immediate_components(turn("On December 3rd, please.", given), config))
+    assert dodge < 0 < answer
 
 
 free_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=600)
