@@ -379,3 +379,24 @@ def test_a_huge_latest_message_is_shortened_not_the_head(template_db, tmp_path, 
     state = env.format_state()
     assert env.count_tokens(state) <= 200 and objective.text in state and state.rstrip().endswith("User:")
     asyncio.run(env.aclose())
+
+
+def test_a_one_message_window_shows_the_latest_agent_message_and_never_the_users_own(template_db, tmp_path,
+                                                                                      objectives) -> None:
+    """history_window 1 (the main recipe): the policy sees the objective, the context, the turn and the agent's latest
+    message, and not its own earlier words (which a small base model copies)."""
+    config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), history_window=1)
+    objective = feasible(objectives)
+
+    async def run() -> tuple[str, str, str]:
+        env = BookingConversationEnvironment(config)
+        env.reset(objective=objective, seed=0)
+        first = happy_path(objective)[0]
+        await env.step(first)
+        state, latest = env.format_state(), env.state.history[-1]
+        await env.aclose()
+        return first, state, latest.text if latest.role == "agent" else ""
+
+    first, state, latest_agent_message = asyncio.run(run())
+    assert latest_agent_message and latest_agent_message in state
+    assert first not in state and objective.text in state and "Turn: 2 of" in state and "Booking context:" in state

@@ -87,3 +87,15 @@ def test_ctrl_c_during_the_update_or_the_evaluation_saves_the_epoch_and_exits_0(
     history = json.loads((out / "training_metrics.json").read_text())
     assert [record["epoch"] for record in history] == [1]  # the epoch's update was kept and logged
     assert history[0]["update/skipped"] == 0 and not (out / "final_model").exists()
+
+
+@pytest.mark.parametrize("elapsed_minutes, epochs_done, fits", [
+    (10.1, 3, False),  # the main command: 3 epochs of ~3.4 min leave no room for a 4th in 11 minutes
+    (6.8, 2, True),
+    (0.5, 1, True),
+    (11.5, 4, False),
+])
+def test_the_time_budget_stops_before_an_epoch_that_would_overrun_it(elapsed_minutes, epochs_done, fits) -> None:
+    from training.loop import next_epoch_fits
+
+    assert next_epoch_fits(60 * elapsed_minutes, epochs_done, 60 * 11) is fits

@@ -84,8 +84,8 @@ class TrainingPPOConfig(PPOConfig):
         rollout_episodes: conversations collected per epoch (per process).
         num_envs: environments stepped concurrently; the policy generates for all of them in one batch per turn.
         turn_gamma: discount between user turns for turn-level credit (see ``training/credit.py``).
-        max_train_minutes: stop after the epoch that passes this wall-clock budget (then save as usual);
-            ``None`` trains all ``max_epochs``.
+        max_train_minutes: wall-clock budget: stop (saving as usual) after the epoch when one more epoch, as long
+            as the mean epoch so far, would end past it; ``None`` trains all ``max_epochs``.
         max_failed_epochs: stop (saving a checkpoint, exit code 3) after this many consecutive epochs without a
             usable episode, i.e. every conversation ended in an agent backend error; such an epoch logs its errors
             and skips the update. 0 never stops.

@@ -42,6 +42,11 @@ from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
 logger = logging.getLogger("auto_user.train")
 
 
+def next_epoch_fits(elapsed_seconds: float, epochs_done: int, budget_seconds: float) -> bool:
+    """Whether one more epoch, as long as the mean epoch so far, ends within the wall-clock budget."""
+    return elapsed_seconds + elapsed_seconds / max(epochs_done, 1) <= budget_seconds
+
+
 class Interrupted(Exception):
     """Raised inside rollout collection after SIGINT, to stop at a safe point."""
 
@@ -312,7 +317,8 @@ class TrainingRun:
                         f"{metrics.get('last_error', 'none recorded')}); saved checkpoint-{epoch}, continue with "
                         f"--resume latest once it is back")
                 budget = cfg.ppo.max_train_minutes
-                out_of_time = budget is not None and time.monotonic() - started > 60 * budget
+                out_of_time = budget is not None and not next_epoch_fits(
+                    time.monotonic() - started, epoch - self.start_epoch + 1, 60 * budget)
                 if self.accelerator.num_processes > 1:  # every process must stop after the same epoch
                     flag = torch.tensor([float(out_of_time)], device=self.accelerator.device)
                     out_of_time = bool(self.accelerator.reduce(flag, reduction="max").item())
