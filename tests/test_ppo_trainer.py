@@ -225,6 +225,21 @@ def test_reference_generation_samples_the_base_model(model_dirs: dict[str, Path]
     assert not all(torch.equal(a, b) for a, b in zip(base_responses, trained_responses, strict=True))
 
 
+def test_reseeded_sampling_is_the_same_whatever_the_training_seed(model_dirs: dict[str, Path]) -> None:
+    """The end-of-run comparison's base column does not depend on the run's seed or on what was sampled before."""
+    config = _model_config(model_dirs["gpt2"], temperature=1.0, top_k=0, top_p=1.0)
+    first, second = PPOTrainer(config, PPOConfig(seed=0)), PPOTrainer(config, PPOConfig(seed=7))
+    first.generate(PROMPTS)  # advance one stream only
+    samples = []
+    for trainer in (first, second):
+        trainer.reseed_sampling(20_000)
+        samples.append(trainer.generate(PROMPTS * 2, reference=True)[1])
+    assert all(torch.equal(a, b) for a, b in zip(*samples, strict=True))
+    second.reseed_sampling(1)
+    other = second.generate(PROMPTS * 2, reference=True)[1]
+    assert not all(torch.equal(a, b) for a, b in zip(samples[0], other, strict=True))
+
+
 def test_generate_truncates_left_and_stops_at_newline(model_dirs: dict[str, Path]) -> None:
     mc = _model_config(model_dirs["gpt2"], max_query_length=8, max_response_length=20, temperature=1.0,
                        top_k=0, top_p=1.0)

@@ -189,6 +189,12 @@ class PPOTrainer:
         self._stop_ids: list[int] | None = None
 
     # ------------------------------------------------------------------ generation
+    def reseed_sampling(self, seed: int) -> None:
+        """Restart the sampling random stream: what `generate` samples next depends on `seed` alone, not on the
+        training seed or on how much was sampled before (the end-of-run comparison plays base and trained from the
+        same stream, so base is the same in every run and both models see the same sampling noise)."""
+        self._sample_rng.manual_seed(seed)
+
     def generate(
         self, prompts: Sequence[str], reference: bool = False
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
