@@ -94,18 +94,20 @@ def test_evaluate_rejects_a_missing_model(tmp_path) -> None:
     assert result.returncode == 2 and "no such file or directory" in result.stderr
 
 
-def test_probe_name_answer_reaches_the_name_question(tiny_run) -> None:
-    """The scripted prefix lands every probed objective on the agent's name question; the counts add up."""
+@pytest.mark.parametrize("question", ["name", "date"])
+def test_probe_reaches_the_question(tiny_run, question: str) -> None:
+    """The scripted prefix lands every probed objective on the agent's name (or date) question; the counts add up."""
     out, args = tiny_run
     result = subprocess.run([sys.executable, str(REPO / "training" / "probe_name_answer.py"), "--model",
                              str(out / "final_model"), "--config", str(REPO / "configs" / "tiny_test.yaml"),
-                             "--objectives", "3", "--samples", "2", *args],
+                             "--question", question, "--objectives", "3", "--samples", "2", *args],
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert 1 <= line["objectives"] <= 3 and line["states"] == line["objectives"]
-    assert line["replies"] == 2 * line["states"] and 0 <= line["name_answered"] <= line["replies"]
-    assert line["rate"] == line["name_answered"] / line["replies"] and len(line["examples"]) == line["states"]
+    assert line["probe"] == f"{question}_answer"
+    assert line["replies"] == 2 * line["states"] and 0 <= line["answered"] <= line["replies"]
+    assert line["rate"] == line["answered"] / line["replies"] and len(line["examples"]) == line["states"]
 
 
 def test_evaluate_refuses_to_repeat_objectives(tiny_run) -> None:

@@ -1,12 +1,13 @@
-"""Probe one step of the booking flow in isolation: does the auto-user answer "May I have the lead passenger's
-full name?" with its objective's name?
+"""Probe one step of the booking flow in isolation: does the auto-user answer the agent's name question ("May I
+have the lead passenger's full name?") with its objective's name, or its date question with its objective's date?
 
-    python training/probe_name_answer.py --model base|PATH --config CONFIG [--objectives 8] [--samples 4]
-        [--set SECTION.KEY=VALUE ...]
+    python training/probe_name_answer.py --model base|PATH --config CONFIG [--question name|date] [--objectives 8]
+        [--samples 4] [--set SECTION.KEY=VALUE ...]
 
-For each held-out feasible objective a scripted traveller gives the route and date and picks the first flight, so the
-agent's last message is its name question; the policy then samples ``--samples`` replies to that exact state. Prints
-one JSON line: how many replies contained the objective's name (README "Measured learning", round 3).
+For each held-out feasible objective a scripted traveller gives the route and date and picks the first flight (name),
+or gives the route only (date), so the agent's last message asks for that detail; the policy then samples
+``--samples`` replies to that exact state. Prints one JSON line: how many replies gave the objective's name or date
+(README "Measured learning", rounds 3 and 6).
 """
 
 from __future__ import annotations
@@ -19,31 +20,45 @@ from datetime import date
 from pathlib import Path
 
 
-def scripted_prefix(objective) -> list[str]:
+def scripted_prefix(objective, question: str = "name") -> list[str]:
+    """The traveller's messages that bring the agent to ask for ``question`` ("name" or "date")."""
+    if question == "date":
+        return [f"Hi, I'd like to fly from {objective.origin_city} to {objective.destination_city}."]
     day = date.fromisoformat(objective.date)
     return [f"Hi, I'd like to fly from {objective.origin_city} to {objective.destination_city} on "
             f"{day.strftime('%B')} {day.day}, in {objective.cabin}, for {objective.passengers} passenger(s).",
             "The first one please."]
 
 
-async def name_question_states(env, objectives) -> list[tuple[object, str]]:
-    """(objective, state string) for every objective whose scripted prefix ends at the agent's name question."""
-    from agents.nlu import asks_for_name
+async def question_states(env, objectives, question: str = "name") -> list[tuple[object, str]]:
+    """(objective, state string) for every objective whose scripted prefix ends at the agent asking ``question``."""
+    from agents.nlu import asked_details
 
+    detail = "passenger_name" if question == "name" else question
     states = []
     for objective in objectives:
         env.reset(objective=objective, seed=1)
-        for message in scripted_prefix(objective):
+        for message in scripted_prefix(objective, question):
             await env.step(message)
-        if asks_for_name(env.state.history[-1].text):
+        if detail in asked_details(env.state.history[-1].text):
             states.append((objective, env.format_state()))
     return states
+
+
+def gives_the_answer(objective, reply: str, question: str, today: date) -> bool:
+    """The reply states the objective's name (or, for ``date``, the objective's travel date)."""
+    from agents.nlu import parse_date
+
+    if question == "date":
+        return parse_date(reply, today) == objective.date
+    return objective.passenger_name.lower() in reply.lower()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="base", help="'base' or a checkpoint / final_model directory")
     parser.add_argument("--config", default="configs/ppo_training_config.yaml")
+    parser.add_argument("--question", choices=("name", "date"), default="name", help="the agent question to probe")
     parser.add_argument("--objectives", type=int, default=8, help="held-out feasible objectives to probe")
     parser.add_argument("--samples", type=int, default=4, help="sampled replies per objective")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -71,19 +86,19 @@ def main(argv: list[str] | None = None) -> int:
                                          max_state_tokens=config.model.max_query_length)
     loop = asyncio.new_event_loop()
     try:
-        states = loop.run_until_complete(name_question_states(env, objectives))
+        states = loop.run_until_complete(question_states(env, objectives, args.question))
         loop.run_until_complete(env.aclose())
     finally:
         loop.close()
     answered, replies, examples = 0, 0, []
     for index, (objective, state) in enumerate(states):
         texts = agent.generate([state] * args.samples, seed=config.seed + index)[2]
-        answered += sum(objective.passenger_name.lower() in text.lower() for text in texts)
+        answered += sum(gives_the_answer(objective, text, args.question, env.today) for text in texts)
         replies += len(texts)
         examples.append(texts[0])
-    print(json.dumps({"probe": "name_answer", "model": agent.config.model_name,
+    print(json.dumps({"probe": f"{args.question}_answer", "model": agent.config.model_name,
                       "state_template": config.environment.state_template, "objectives": len(objectives),
-                      "states": len(states), "replies": replies, "name_answered": answered,
+                      "states": len(states), "replies": replies, "answered": answered,
                       "rate": answered / replies if replies else 0.0, "examples": examples[:3]}))
     return 0
 
