@@ -240,20 +240,13 @@ def parse_name(text: str) -> str | None:
     return None
 
 
-def asks_for_name(agent_text: str) -> bool:
-    """Whether an agent message asks for a name (a question sentence containing "name"), after which a bare name
-    is an answer. Reads the first ``MAX_AGENT_TEXT_CHARS`` characters."""
-    sentences = _SENTENCE_END.split(str(agent_text)[:MAX_AGENT_TEXT_CHARS])
-    return any(sentence.endswith("?") and "name" in sentence.lower() for sentence in sentences)
-
-
 ASKED_DETAIL_PATTERNS: dict[str, list[str]] = {
     "origin": [r"\bwhere\b", r"\bfrom\b", r"\bdepart", r"\bleaving\b", r"\borigin\b", r"\broute\b"],
     "destination": [r"\bwhere\b", r"\bdestination\b", r"\bhead(ed|ing)\b", r"\bgoing\b", r"\barriv",
                     r"\b(fly|flying|travel\w*) to\b", r"\broute\b"],
     "date": [r"\bdates?\b", r"\bwhen\b", r"\b(what|which) day\b"],
     "passengers": [r"\bhow many\b", r"\bpassengers\b", r"\btravell?ers\b", r"\bpeople\b", r"\bparty\b"],
-    "passenger_name": [r"\bname\b"],
+    "passenger_name": [r"\bnames?\b"],
     "cabin": [r"\bclass\b", r"\bcabin\b"],
 }
 _REQUEST_RE = re.compile(r"^\W*(please|kindly)?\s*(tell me|let me know|provide|share|give me|send me)\b")
@@ -270,6 +263,11 @@ def asked_details(agent_text: str) -> frozenset[str]:
             continue
         asked.update(detail for detail, patterns in ASKED_DETAIL_PATTERNS.items() if _any(patterns, lowered))
     return frozenset(asked)
+
+
+def asks_for_name(agent_text: str) -> bool:
+    """Whether an agent message asks for a name, after which a bare name is an answer."""
+    return "passenger_name" in asked_details(agent_text)
 
 
 def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
