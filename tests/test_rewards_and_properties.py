@@ -34,8 +34,12 @@ def lookup(template_db: Path) -> dict[str, str]:
                                             ("word " * 60, 0.0), ("word " * 90, -0.5)])
 def test_length_reward(text: str, expected: float) -> None:
     assert rewards.length_reward(text) == expected
-    if expected == 0.0 and len(text) < 100:  # the form bonus pays a well-sized message only
-        assert rewards.length_reward(text, form_bonus=0.2) == 0.2
+
+
+def test_the_form_bonus_pays_a_well_sized_message_only() -> None:
+    assert rewards.length_reward("I want to fly to Boston", form_bonus=0.2) == 0.2
+    assert rewards.length_reward("word " * 60, form_bonus=0.2) == 0.0
+    assert rewards.length_reward("hi", form_bonus=0.2) == -0.5
 
 
 @pytest.mark.parametrize("text, previous, expected", [

@@ -40,7 +40,7 @@ from training.ppo.precision import autocast_dtype, resolve_precision
 from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
 
 logger = logging.getLogger("auto_user.train")
-COMPARISON_SAMPLING_SEED = 20_000  # the end-of-run base-vs-trained comparison samples from this stream
+COMPARISON_SEED = 20_000  # the end-of-run base-vs-trained comparison: its episode seeds and its sampling stream
 
 
 def next_epoch_fits(elapsed_seconds: float, epochs_done: int, budget_seconds: float) -> bool:
@@ -264,10 +264,10 @@ class TrainingRun:
         and write ``final_evaluation.md`` / ``.json`` (``evaluation.final_comparison``)."""
         from training.evaluate import final_table, markdown, summarize
 
-        plan = [(objective, 20_000 + i) for i, objective in enumerate(self.comparison_objectives)]
+        plan = [(objective, COMPARISON_SEED + i) for i, objective in enumerate(self.comparison_objectives)]
         reports = {}
         for name, reference in (("base", True), ("trained", False)):
-            self.trainer.reseed_sampling(COMPARISON_SAMPLING_SEED)  # base: the same in every run, whatever its seed
+            self.trainer.reseed_sampling(COMPARISON_SEED)  # base: the same in every run, whatever its seed
             collector = RolloutCollector(self.envs, lambda prompts, r=reference: self._generate(prompts, r))
             records, _ = self.loop.run_until_complete(collector.collect(plan, f"final comparison: {name}"))
             reports[name] = {**summarize(records, 1), "model": name, "mode": self.config.environment.reward.objective}
