@@ -27,7 +27,7 @@ def files(tmp_path: Path) -> dict[str, str]:
                                                      "binary.bin", "text.db")}
 
 
-# (id, --set value with {placeholders}, text the one line must contain)
+# (id, --set value with {placeholders} (or a tuple of them), text the one line must contain)
 BAD_SETTINGS = [
     ("--set value not YAML", "ppo.learning_rate=[1, 2", "--set ppo.learning_rate"),
     ("--set duplicate keys", "ppo={mini_batch_size: 2, mini_batch_size: 4}", "duplicate key 'mini_batch_size'"),
@@ -63,6 +63,9 @@ BAD_SETTINGS = [
     ("negative agent retries", "environment.agent.openai.max_retries=-1", "environment.agent.openai.max_retries"),
     ("negative tool rounds", "environment.agent.openai.max_tool_rounds=0", "environment.agent.openai.max_tool_rounds"),
     ("negative failed-epoch limit", "ppo.max_failed_epochs=-1", "ppo.max_failed_epochs"),
+    ("unknown sampling source", "hardware.sampling=fast", "hardware.sampling: expected one of"),
+    ("merged sampling of a 4-bit base", ("hardware.sampling=merged_bf16", "model.use_quantization=true"),
+     "hardware: sampling 'merged_bf16' needs an unquantized base"),
 ]
 
 # (id, config file content (bytes) or a placeholder, text the one line must contain)
@@ -91,11 +94,13 @@ def _run_main(argv: list[str], capsys) -> tuple[int, list[str]]:
 
 @pytest.mark.parametrize("setting, expected", [row[1:] for row in BAD_SETTINGS], ids=[r[0] for r in BAD_SETTINGS])
 def test_bad_setting_exits_2_with_one_line(tmp_path, files, template_db, capsys, setting, expected) -> None:
-    for name, path in files.items():
-        setting = setting.replace("{" + name + "}", path)
     out = tmp_path / "out"
     argv = ["--config", TINY, "--set", f"logging.output_dir={out}", "--set", f"logging.tensorboard_dir={out}/tb",
-            "--set", f"environment.db_path={template_db}", "--set", setting]
+            "--set", f"environment.db_path={template_db}"]
+    for assignment in setting if isinstance(setting, tuple) else (setting,):  # a tuple: settings that clash
+        for name, path in files.items():
+            assignment = assignment.replace("{" + name + "}", path)
+        argv += ["--set", assignment]
     code, lines = _run_main(argv, capsys)
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("config error: ") and expected in lines[0], lines

@@ -314,6 +314,94 @@ def test_padding_does_not_change_logprobs_or_values(model_dirs: dict[str, Path],
     torch.testing.assert_close(batched_values[0, :3], alone_values[0], atol=1e-5, rtol=1e-5)
 
 
+def test_scoring_pass_returns_rows_in_the_callers_order(model_dirs: dict[str, Path]) -> None:
+    """The no-grad passes batch samples by length; each row must still be its own sample's."""
+    trainer = PPOTrainer(_model_config(model_dirs["llama"], use_lora=True), PPOConfig(mini_batch_size=2))
+    queries = [torch.arange(10, 40), torch.tensor([5, 6]), torch.arange(3, 20), torch.tensor([9])]
+    responses = [torch.tensor([7, 8, 9]), torch.arange(50, 60), torch.tensor([4]), torch.arange(20, 25)]
+    logp, values, mask = trainer._forward_stats(queries, responses)
+    for i, (query, response) in enumerate(zip(queries, responses, strict=True)):
+        alone_logp, alone_values, _ = trainer._forward_stats([query], [response])
+        n = int(response.numel())
+        assert mask[i].sum() == n
+        torch.testing.assert_close(logp[i, :n], alone_logp[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(values[i, :n], alone_values[0], atol=1e-5, rtol=1e-5)
+
+
+def test_tempered_logprobs_score_the_sampling_distribution(model_dirs: dict[str, Path]) -> None:
+    """With ``tempered_logprobs`` every pass scores responses under logits / temperature (the sampled distribution)."""
+    config = _model_config(model_dirs["gpt2"], temperature=0.5)
+    plain, tempered = PPOTrainer(config, PPOConfig()), PPOTrainer(config, PPOConfig(tempered_logprobs=True))
+    queries, responses, _ = _rollout(plain, n=4)
+    batch = pack(queries, responses, plain.tokenizer.pad_token_id, "cpu")
+    with torch.no_grad():
+        logits, _ = plain.policy(batch.input_ids, batch.attention_mask, batch.position_ids)
+    response_logits = logits[:, batch.query_width - 1 : -1]
+    mask = batch.response_mask.bool()
+    for trainer, divisor in ((plain, 1.0), (tempered, 0.5)):
+        for reference in (False, True):  # a zero LoRA B: policy and reference are the same network here
+            logp, _, _ = trainer._forward_stats(queries, responses, reference=reference)
+            expected = logprobs_from_logits(response_logits / divisor, batch.response_tokens)
+            torch.testing.assert_close(logp[mask], expected[mask], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("arch", "use_lora"), [("gpt2", True), ("llama", True), ("gpt2", False)])
+def test_sampling_copy_computes_the_policy_and_the_reference(
+    model_dirs: dict[str, Path], arch: str, use_lora: bool
+) -> None:
+    """The merged copy sampling runs from equals the policy (adapter folded in) or the base, and leaves both intact."""
+    trainer = PPOTrainer(_model_config(model_dirs[arch], use_lora=use_lora), PPOConfig())
+    with torch.no_grad():
+        for _, parameter in trainer.policy.trainable_named_parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    before = _trainable(trainer)
+    batch = pack(*_rollout(trainer, n=4)[:2], trainer.tokenizer.pad_token_id, "cpu")
+    inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+              "position_ids": batch.position_ids}
+    with torch.no_grad():
+        policy_logits, _ = trainer.policy(**inputs)
+        reference_logits = trainer.policy.reference_logits(**inputs)
+        merged = trainer.policy.sampling_copy(torch.float32)(**inputs).logits
+        base = trainer.policy.sampling_copy(torch.float32, reference=True)(**inputs).logits
+        merged_bf16 = trainer.policy.sampling_copy(torch.bfloat16)(**inputs).logits.float()
+    real = batch.attention_mask.bool()
+    torch.testing.assert_close(merged[real], policy_logits[real], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(base[real], reference_logits[real], atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(policy_logits[real], reference_logits[real], atol=1e-3)
+    assert (merged_bf16[real] - policy_logits[real]).abs().mean() < 0.05 * policy_logits[real].abs().mean()
+    after = _trainable(trainer)
+    assert all(torch.equal(before[n], after[n]) for n in before)  # merging a copy never touches the policy
+    if use_lora:
+        assert any("lora_" in n for n in after)
+
+
+def test_merged_sampling_follows_every_update(model_dirs: dict[str, Path]) -> None:
+    """Sampling from the merged copy: a step, a rolled-back step or a weight write makes the next sample re-merge."""
+    config = _model_config(model_dirs["gpt2"], temperature=1.0, top_k=0, top_p=1.0)
+    trainer = PPOTrainer(config, PPOConfig(learning_rate=1e-2, ppo_epochs=1, max_kl=None, target_kl=None))
+    trainer.sampling_dtype = torch.float32
+    queries, responses, scores = _rollout(trainer)
+    first = trainer._sampling_copies[False][1]
+    trainer.generate(PROMPTS)
+    assert trainer._sampling_copies[False][1] is first  # no update: the copy is reused
+    trainer.step(queries, responses, scores)
+    trainer.generate(PROMPTS)
+    second = trainer._sampling_copies[False][1]
+    assert second is not first
+    with torch.no_grad():  # a write outside `step` (e.g. a test or a user loading weights) is seen too
+        next(p for n, p in trainer.policy.trainable_named_parameters() if "lora_B" in n).add_(1.0)
+    trainer.generate(PROMPTS)
+    third = trainer._sampling_copies[False][1]
+    assert third is not second
+    batch = pack(queries, responses, trainer.tokenizer.pad_token_id, "cpu")
+    with torch.no_grad():
+        expected, _ = trainer.policy(batch.input_ids, batch.attention_mask, batch.position_ids)
+        got = third(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids).logits
+    real = batch.attention_mask.bool()
+    torch.testing.assert_close(got[real], expected[real], atol=1e-4, rtol=1e-4)
+
+
 def test_step_times_each_phase(model_dirs: dict[str, Path]) -> None:
     pc = PPOConfig(mini_batch_size=4, learning_rate=1e-3, ppo_epochs=2, target_kl=None, max_kl=None)
     trainer = PPOTrainer(_model_config(model_dirs["gpt2"], use_lora=True), pc)

@@ -210,11 +210,17 @@ class HardwareConfig:
         mixed_precision: "auto" (bf16 where the CPU has AMX or AVX512-BF16, or the GPU supports bf16; float32
             elsewhere), "bf16" or "no" (float32). bf16 applies to the policy's forward/backward passes in the PPO
             update; sampling, the value head, log-softmax, advantages, KL and losses stay float32.
+        sampling: what the rollouts sample from. "merged_bf16" / "merged_float32": a copy of the policy with the
+            LoRA adapter folded into its weights (no adapter layers to run), in that precision, re-made after each
+            update; "adapter": the training model itself (float32, adapter layers); "auto": a merged copy in the
+            precision measured fastest where ``mixed_precision`` resolves to bf16 (see training/ppo/precision),
+            the training model when the base is 4-bit (it cannot be merged exactly).
         cpu: force CPU even when CUDA is available.
         num_threads: torch intra-op threads (0: torch's default).
     """
 
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"
+    sampling: Literal["auto", "merged_bf16", "merged_float32", "adapter"] = "auto"
     cpu: bool = False
     num_threads: int = 0
 
@@ -246,6 +252,9 @@ class TrainingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.model.use_quantization and self.hardware.sampling.startswith("merged"):
+            raise ValueError(f"hardware: sampling {self.hardware.sampling!r} needs an unquantized base "
+                             "(model.use_quantization is true): use 'auto' or 'adapter'")
         if self.environment.seed is None:
             self.environment.seed = self.seed
         if self.ppo.seed is None:

@@ -36,7 +36,7 @@ from training.findings import (
 from training.metrics import episode_metrics, hallucination_kind_counts, sample_conversations
 from training.novelty import AttackArchive, novelty_bonus
 from training.ppo import PolicyWithValueHead, PPOTrainer
-from training.ppo.precision import autocast_dtype, resolve_precision
+from training.ppo.precision import autocast_dtype, resolve_precision, resolve_sampling
 from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
 
 logger = logging.getLogger("auto_user.train")
@@ -121,6 +121,9 @@ class TrainingRun:
         policy.autocast_dtype = autocast_dtype(precision)
         logger.info("mixed precision: %s (%s)", precision, why)
         self.trainer = PPOTrainer(self.model_config, config.ppo, policy=policy, accelerator=self.accelerator)
+        self.trainer.sampling_dtype, why = resolve_sampling(config.hardware.sampling, precision,
+                                                            policy.model_config.use_quantization)
+        logger.info("sampling: %s", why)
         if self.is_main:
             save_config(config, self.output_dir / "training_config.yaml")
         self.train_objectives, held_out = load_objectives(config.environment,

@@ -66,7 +66,8 @@ class ModelConfig:
         max_response_length (`int`, defaults to `48`):
             Maximum number of new tokens sampled per response.
         temperature (`float`, defaults to `0.7`):
-            Sampling temperature (generation only; PPO log-probabilities use the untempered model, as classic TRL).
+            Sampling temperature. PPO's log-probabilities use the untempered model (as classic TRL 0.11) unless
+            `PPOConfig.tempered_logprobs` (as TRL's later PPO trainers).
         top_p (`float`, defaults to `0.9`):
             Nucleus sampling mass; `1.0` disables it.
         top_k (`int`, defaults to `50`):
@@ -174,6 +175,11 @@ class PPOConfig:
         seed (`int` or `None`, defaults to `None`):
             Seed for sampling in `generate` and for mini-batch shuffling. `None`: the training run's top-level
             `seed` (0 for a trainer built on its own).
+        tempered_logprobs (`bool`, defaults to `False`):
+            Score responses under the distribution they were sampled from: every pass (old log-probs, reference,
+            update, KL check) divides the logits by the sampling temperature (`ModelConfig.temperature`) before
+            the log-softmax, as TRL's PPO trainers do. `False`: the untempered model (this project's runs up to
+            round 6), whose log-probs are not those of the tempered samples.
     """
 
     learning_rate: float = 1.41e-5
@@ -196,6 +202,7 @@ class PPOConfig:
     max_kl: float | None = 1.0
     whiten_advantages: bool = True
     seed: int | None = None
+    tempered_logprobs: bool = False
 
     def __post_init__(self) -> None:
         _require(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", self.learning_rate,

@@ -48,3 +48,24 @@ def resolve_precision(setting: str, device: torch.device, cpuinfo: str | None = 
 
 def autocast_dtype(mode: str) -> torch.dtype | None:
     return torch.bfloat16 if mode == "bf16" else None
+
+
+#: The merged sampling copy's precision under ``hardware.sampling: auto`` when the update runs in bf16 (measured:
+#: ``benchmarks/bench_sampling.py``, README); float32 otherwise.
+AUTO_SAMPLING_DTYPE_WITH_BF16 = torch.bfloat16
+
+
+def resolve_sampling(setting: str, precision: str, quantized: bool) -> tuple[torch.dtype | None, str]:
+    """(dtype of the merged copy the rollouts sample from, or None for the training model itself; why) for
+    ``hardware.sampling`` given the resolved ``precision`` ("bf16" or "no")."""
+    if setting == "adapter":
+        return None, "hardware.sampling is 'adapter': the training model (adapter layers, float32)"
+    if quantized:  # config validation rejects merged_* with a 4-bit base
+        return None, "the base is 4-bit and cannot be merged exactly: the training model"
+    if setting == "merged_bf16":
+        return torch.bfloat16, "hardware.sampling is 'merged_bf16'"
+    if setting == "merged_float32":
+        return torch.float32, "hardware.sampling is 'merged_float32'"
+    dtype = AUTO_SAMPLING_DTYPE_WITH_BF16 if precision == "bf16" else torch.float32
+    return dtype, f"a merged copy of the policy in {str(dtype).removeprefix('torch.')} (mixed precision: {precision})"
+

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 from accelerate import Accelerator
+from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
@@ -187,6 +188,10 @@ class PPOTrainer:
         self._sample_rng = torch.Generator().manual_seed(seed)
         self._shuffle_rng = torch.Generator().manual_seed(seed + 1)
         self._stop_ids: list[int] | None = None
+        # Sample from a merged copy of the policy in this dtype (see `PolicyWithValueHead.sampling_copy`); None:
+        # sample from the training model itself (its adapter layers, float32).
+        self.sampling_dtype: torch.dtype | None = None
+        self._sampling_copies: dict[bool, tuple[tuple[int, ...], nn.Module]] = {}
 
     # ------------------------------------------------------------------ generation
     def reseed_sampling(self, seed: int) -> None:
@@ -211,6 +216,9 @@ class PPOTrainer:
             self._stop_ids = stop_token_ids(self.tokenizer, self.model_config.stop_at_newline)
         seed = int(torch.randint(0, 2**62, (1,), generator=self._sample_rng))
         policy = self.accelerator.unwrap_model(self.model)
+        if self.sampling_dtype is not None:
+            return sample_responses(self._sampling_copy(policy, reference), self.tokenizer, prompts,
+                                    self.model_config, self._stop_ids, seed, self.accelerator.device)
         context = policy.reference_generator() if reference else nullcontext(policy.pretrained_model)
         with context as model:
             was_training = model.training
@@ -222,18 +230,38 @@ class PPOTrainer:
             finally:
                 model.train(was_training)
 
+    def _sampling_copy(self, policy: PolicyWithValueHead, reference: bool) -> nn.Module:
+        """The cached merged copy of the policy (or reference), rebuilt when a trainable weight has changed.
+
+        A tensor's version counter moves with every in-place write (optimizer steps, a rolled-back update's
+        restore, loading a state dict), so the copy can never be staler than the weights it was made from.
+        """
+        versions = () if reference else tuple(p._version for p in self._params)
+        cached = self._sampling_copies.get(reference)
+        if cached is None or cached[0] != versions:
+            self._sampling_copies.pop(reference, None)  # free the old copy before making the new one
+            cached = (versions, policy.sampling_copy(self.sampling_dtype, reference=reference))
+            self._sampling_copies[reference] = cached
+        return cached[1]
+
     # ------------------------------------------------------------------ forward helpers
     def _forward_stats(
         self, queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], reference: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """No-grad batched pass: response log-probs (B, R), values (B, R) (zeros for reference) and mask (B, R)."""
+        """No-grad batched pass: response log-probs (B, R), values (B, R) (zeros for reference) and mask (B, R).
+
+        Samples are batched in order of length (query, then response), so each batch pads to neighbours of
+        about its own length; the rows come back in the caller's order.
+        """
         width = max(int(r.numel()) for r in responses)
         logps, values, masks = [], [], []
         size = self.config.mini_batch_size
         policy = self.accelerator.unwrap_model(self.model)
+        order = sorted(range(len(queries)), key=lambda i: (int(queries[i].numel()), int(responses[i].numel())))
         with torch.no_grad():
-            for start in range(0, len(queries), size):
-                mb = pack(queries[start : start + size], responses[start : start + size],
+            for start in range(0, len(order), size):
+                idx = order[start : start + size]
+                mb = pack([queries[i] for i in idx], [responses[i] for i in idx],
                           self.tokenizer.pad_token_id, self.accelerator.device)
                 if reference:
                     with self.accelerator.autocast():
@@ -244,11 +272,21 @@ class PPOTrainer:
                 else:
                     logits, vals = self.model(mb.input_ids, mb.attention_mask, mb.position_ids, mb.logits_to_keep)
                 resp_logits, resp_values = gather_response(logits, vals.float(), mb)
+                resp_logits = self._scoring_logits(resp_logits)
                 logps.append(logprobs_from_logits(resp_logits, mb.response_tokens))
                 values.append(resp_values)
                 masks.append(mb.response_mask)
-        return (pad_response_aligned(logps, width), pad_response_aligned(values, width),
-                pad_response_aligned(masks, width).long())
+        restore = torch.empty(len(order), dtype=torch.long)
+        restore[torch.tensor(order)] = torch.arange(len(order))  # sorted position of each original row
+        restore = restore.to(self.accelerator.device)
+        return (pad_response_aligned(logps, width)[restore], pad_response_aligned(values, width)[restore],
+                pad_response_aligned(masks, width).long()[restore])
+
+    def _scoring_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits PPO scores responses with: divided by the sampling temperature with `tempered_logprobs`."""
+        if self.config.tempered_logprobs:
+            return logits / self.model_config.temperature
+        return logits
 
     def _reduce(self, value: torch.Tensor | float) -> float:
         tensor = torch.as_tensor(value, dtype=torch.float32, device=self.accelerator.device)
@@ -282,6 +320,7 @@ class PPOTrainer:
         self.model.train()
         rollout, seconds = self._rollout_statistics(queries, responses, scores_t)
         outcome = self._run_epochs(queries, responses, rollout)
+        self._sampling_copies.pop(False, None)  # the policy's weights may have changed: re-merge before sampling
         objective_kl = self._update_kl_controller(rollout)
         self.step_count += 1
         seconds |= {
@@ -423,6 +462,7 @@ class PPOTrainer:
                     mb.input_ids, mb.attention_mask, mb.position_ids, mb.logits_to_keep
                 )
                 resp_logits, vpred = gather_response(logits, vpred_all.float(), mb)
+                resp_logits = self._scoring_logits(resp_logits)
                 logp = logprobs_from_logits(resp_logits, mb.response_tokens)
                 with torch.set_grad_enabled(cfg.entropy_coef > 0):
                     entropy = masked_mean(entropy_from_logits(resp_logits.float()), mask)
