@@ -209,12 +209,12 @@ class HardwareConfig:
     Attributes:
         mixed_precision: "auto" (bf16 where the CPU has AMX or AVX512-BF16, or the GPU supports bf16; float32
             elsewhere), "bf16" or "no" (float32). bf16 applies to the policy's forward/backward passes in the PPO
-            update; sampling, the value head, log-softmax, advantages, KL and losses stay float32.
+            update; the value head, log-softmax, advantages, KL and losses stay float32 (sampling: see ``sampling``).
         sampling: what the rollouts sample from. "merged_bf16" / "merged_float32": a copy of the policy with the
             LoRA adapter folded into its weights (no adapter layers to run), in that precision, re-made after each
             update; "adapter": the training model itself (float32, adapter layers); "auto": a merged copy in the
-            precision measured fastest where ``mixed_precision`` resolves to bf16 (see training/ppo/precision),
-            the training model when the base is 4-bit (it cannot be merged exactly).
+            precision measured fastest where ``mixed_precision`` resolves to bf16 (training/ppo/precision) and in
+            float32 elsewhere; the training model when the base is 4-bit (it cannot be merged exactly).
         cpu: force CPU even when CUDA is available.
         num_threads: torch intra-op threads (0: torch's default).
     """

@@ -3,7 +3,9 @@
 Measured on a 2-core CPU with AVX512-BF16 (see README, ``benchmarks/bench_ppo_step.py --precision``): the PPO
 update's forward and backward passes are much faster in bf16, while sampling under autocast was slower, so only
 the policy's training/scoring forward passes run under autocast (``PolicyWithValueHead.autocast_dtype``); the value
-head, log-softmax, advantages, KL and losses stay float32.
+head, log-softmax, advantages, KL and losses stay float32. Sampling runs on a merged copy of the policy
+(``hardware.sampling``, ``resolve_sampling``): its precision is a separate, measured choice
+(``benchmarks/bench_sampling.py``).
 """
 
 from __future__ import annotations
