@@ -203,7 +203,8 @@ class PPOTrainer:
     def generate(
         self, prompts: Sequence[str], reference: bool = False
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
-        """Sample one response per prompt (see `agents.auto_user.generation.sample_responses`).
+        """Sample one response per prompt (see `agents.auto_user.generation.sample_responses`), from the training
+        model itself or, when `sampling_dtype` is set, from a merged copy of it in that dtype (`_sampling_copy`).
 
         Args:
             prompts: Fully formatted prompts; each is truncated from the left to `max_query_length` tokens.
