@@ -136,3 +136,24 @@ def test_seed_report_gives_mean_spread_and_every_seed(tmp_path) -> None:
     assert "| 0.250 ± 0.250 | 0.500 | 0.250 | 0.000 |" in rows[("success", "trained")]
     assert "| 0.033 ± 0.058 |" in rows[("success", "base")]
     assert seed_report([str(tmp_path / "seed0"), str(tmp_path / "missing")]) == 2
+
+
+def test_seed_report_adds_each_runs_training_curves(tmp_path) -> None:
+    from training.seed_report import main as seed_report
+
+    (tmp_path / "report.json").write_text(json.dumps({"reports": {"trained": {
+        "success_rate": 0.5, "reward_mean": 0.1, "role_confusion_rate": 0.0, "hallucinations_per_episode": 0.0,
+        "repetition_rate": 0.0, "episodes": 24}}}))
+    for name, successes in (("short", [0.0, 0.25]), ("long", [0.1, 0.0, 0.5])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "training_metrics.json").write_text(json.dumps(
+            [{"epoch": i + 1, "env/success_rate": v, "env/reward_mean": v - 1} for i, v in enumerate(successes)]))
+    out = tmp_path / "seeds.md"
+    runs = [str(tmp_path / "short"), str(tmp_path / "long")]
+    assert seed_report([str(tmp_path / "report.json"), "--out", str(out), "--curves", *runs]) == 0
+    lines = out.read_text().splitlines()
+    assert "| curve | run | epoch 1 | epoch 2 | epoch 3 |" in lines
+    assert f"| training success | {runs[0]} | 0.00 | 0.25 |  |" in lines
+    assert f"| training success | {runs[1]} | 0.10 | 0.00 | 0.50 |" in lines
+    assert f"| training reward | {runs[1]} | -0.90 | -1.00 | -0.50 |" in lines
+    assert seed_report([str(tmp_path / "report.json"), "--curves", str(tmp_path / "missing")]) == 2

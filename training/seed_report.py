@@ -1,10 +1,12 @@
 """Learning over seeds: mean, spread and every seed of the headline metrics of several evaluation reports.
 
     python training/seed_report.py RUN_OR_REPORT [RUN_OR_REPORT ...] [--model trained] [--out FILE.md]
+        [--curves RUN_DIR [RUN_DIR ...]]
 
 Each argument is a training output directory (its ``final_evaluation.json``, written by the end-of-run comparison)
 or an ``evaluation.json`` written by ``training/evaluate.py``. The same held-out objectives and seeds must have been
 evaluated in each (the runs share ``environment.objectives_seed``); the report says how many episodes each holds.
+``--curves`` adds each training run's per-epoch curves (from its ``training_metrics.json``): where seeds part ways.
 """
 
 from __future__ import annotations
@@ -52,15 +54,41 @@ def seed_table(runs: dict[str, dict[str, dict[str, Any]]], models: list[str]) ->
     return "\n".join(lines) + "\n"
 
 
+CURVES = [("training success", "env/success_rate"), ("training reward", "env/reward_mean"),
+          ("entropy (nats/token)", "ppo/policy/entropy"), ("KL to reference (per sequence)", "objective/kl"),
+          ("update kept", "update/accepted")]
+
+
+def curve_table(runs: list[Path]) -> str:
+    """Markdown: for each curve, one row per run with its value at every epoch."""
+    records = {}
+    for run in runs:
+        file = run / "training_metrics.json" if run.is_dir() else run
+        if not file.exists():
+            raise FileNotFoundError(f"{file}: no such file (a training output directory has training_metrics.json)")
+        records[str(run)] = json.loads(file.read_text())
+    epochs = max(len(r) for r in records.values())
+    lines = ["| curve | run | " + " | ".join(f"epoch {e}" for e in range(1, epochs + 1)) + " |",
+             "|---|---|" + "---|" * epochs]
+    for label, key in CURVES:
+        for name, recs in records.items():
+            cells = [f"{float(r.get(key, math.nan)):.2f}" for r in recs] + [""] * (epochs - len(recs))
+            lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--model", action="append", default=None,
                         help="model column(s) of the reports (default: every model of the first report)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
+    parser.add_argument("--curves", nargs="+", type=Path, default=[],
+                        help="training output directories whose per-epoch curves to add")
     args = parser.parse_args(argv)
     try:
         runs = {str(path): load_reports(path) for path in args.runs}
+        curves = "\n## Training curves\n\n" + curve_table(args.curves) if args.curves else ""
     except (FileNotFoundError, json.JSONDecodeError, KeyError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -69,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: no report for {missing[0]}", file=sys.stderr)
         return 2
-    table = seed_table(runs, models)
+    table = seed_table(runs, models) + curves
     if args.out:
         args.out.write_text(table)
     print(table)
