@@ -141,9 +141,10 @@ def test_seed_report_gives_mean_spread_and_every_seed(tmp_path) -> None:
 def test_seed_report_adds_each_runs_training_curves(tmp_path) -> None:
     from training.seed_report import main as seed_report
 
-    (tmp_path / "report.json").write_text(json.dumps({"reports": {"trained": {
-        "success_rate": 0.5, "reward_mean": 0.1, "role_confusion_rate": 0.0, "hallucinations_per_episode": 0.0,
-        "repetition_rate": 0.0, "episodes": 24}}}))
+    metrics = {"reward_mean": 0.1, "role_confusion_rate": 0.0, "hallucinations_per_episode": 0.0,
+               "repetition_rate": 0.0, "episodes": 24}
+    (tmp_path / "report.json").write_text(json.dumps({"reports": {  # evaluate.py --compare base PATH
+        "base": {"success_rate": 0.125, **metrics}, "runs/seed0/final_model": {"success_rate": 0.5, **metrics}}}))
     for name, successes in (("short", [0.0, 0.25]), ("long", [0.1, 0.0, 0.5])):
         (tmp_path / name).mkdir()
         (tmp_path / name / "training_metrics.json").write_text(json.dumps(
@@ -152,6 +153,7 @@ def test_seed_report_adds_each_runs_training_curves(tmp_path) -> None:
     runs = [str(tmp_path / "short"), str(tmp_path / "long")]
     assert seed_report([str(tmp_path / "report.json"), "--out", str(out), "--curves", *runs]) == 0
     lines = out.read_text().splitlines()
+    assert "| success | trained | 0.500 | 0.500 |" in lines  # evaluate.py's column of the one trained model
     assert "| curve | run | epoch 1 | epoch 2 | epoch 3 |" in lines
     assert f"| training success | {runs[0]} | 0.00 | 0.25 |  |" in lines
     assert f"| training success | {runs[1]} | 0.10 | 0.00 | 0.50 |" in lines

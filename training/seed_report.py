@@ -4,7 +4,8 @@
         [--curves RUN_DIR [RUN_DIR ...]]
 
 Each argument is a training output directory (its ``final_evaluation.json``, written by the end-of-run comparison)
-or an ``evaluation.json`` written by ``training/evaluate.py``. The same held-out objectives and seeds must have been
+or an ``evaluation.json`` written by ``training/evaluate.py`` (of ``--compare base PATH``: PATH's column is read as
+``trained``, so runs whose final models lie in different directories line up). The same held-out objectives and seeds must have been
 evaluated in each (the runs share ``environment.objectives_seed``); the report says how many episodes each holds.
 ``--curves`` adds each training run's per-epoch curves (from its ``training_metrics.json``): where seeds part ways.
 """
@@ -28,7 +29,11 @@ def load_reports(path: Path) -> dict[str, dict[str, Any]]:
     file = path / "final_evaluation.json" if path.is_dir() else path
     if not file.exists():
         raise FileNotFoundError(f"{file}: no such report (run with evaluation.final_comparison > 0, or evaluate.py)")
-    return json.loads(file.read_text())["reports"]
+    reports = json.loads(file.read_text())["reports"]
+    others = [name for name in reports if name != "base"]
+    if "base" in reports and len(others) == 1 and "trained" not in reports:  # evaluate.py --compare base PATH
+        reports["trained"] = reports.pop(others[0])
+    return reports
 
 
 def spread(values: list[float]) -> str:
