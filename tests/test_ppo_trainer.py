@@ -375,31 +375,46 @@ def test_sampling_copy_computes_the_policy_and_the_reference(
         assert any("lora_" in n for n in after)
 
 
+def _merged_matches_policy(trainer: PPOTrainer, merged: torch.nn.Module, queries, responses) -> None:
+    batch = pack(queries, responses, trainer.tokenizer.pad_token_id, "cpu")
+    with torch.no_grad():
+        expected, _ = trainer.policy(batch.input_ids, batch.attention_mask, batch.position_ids)
+        got = merged(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                     position_ids=batch.position_ids).logits
+    real = batch.attention_mask.bool()
+    torch.testing.assert_close(got[real], expected[real], atol=1e-4, rtol=1e-4)
+
+
 def test_merged_sampling_follows_every_update(model_dirs: dict[str, Path]) -> None:
-    """Sampling from the merged copy: a step, a rolled-back step or a weight write makes the next sample re-merge."""
+    """Sampling from the merged copy: a step, a rolled-back step, a weight written by hand or a new sampling dtype
+    makes the next sample re-merge, and the copy computes what the policy then computes."""
     config = _model_config(model_dirs["gpt2"], temperature=1.0, top_k=0, top_p=1.0)
     trainer = PPOTrainer(config, PPOConfig(learning_rate=1e-2, ppo_epochs=1, max_kl=None, target_kl=None))
     trainer.sampling_dtype = torch.float32
     queries, responses, scores = _rollout(trainer)
-    first = trainer._sampling_copies[False][1]
+    copies = [trainer._sampling_copies[False][1]]
     trainer.generate(PROMPTS)
-    assert trainer._sampling_copies[False][1] is first  # no update: the copy is reused
+    assert trainer._sampling_copies[False][1] is copies[0]  # no update: the copy is reused
+
+    def resampled() -> torch.nn.Module:
+        trainer.generate(PROMPTS)
+        copy = trainer._sampling_copies[False][1]
+        assert all(copy is not earlier for earlier in copies)
+        copies.append(copy)
+        return copy
+
     trainer.step(queries, responses, scores)
-    trainer.generate(PROMPTS)
-    second = trainer._sampling_copies[False][1]
-    assert second is not first
-    with torch.no_grad():  # a write outside `step` (e.g. a test or a user loading weights) is seen too
+    _merged_matches_policy(trainer, resampled(), queries, responses)
+    trainer.config.max_kl = trainer.config.target_kl = 1e-12  # the next update is rolled back
+    before = _trainable(trainer)
+    assert trainer.step(queries, responses, scores)["update/accepted"] == 0.0
+    assert all(torch.equal(before[n], p) for n, p in _trainable(trainer).items())
+    _merged_matches_policy(trainer, resampled(), queries, responses)
+    with torch.no_grad():  # a write outside `step` (e.g. a user loading weights) is seen too
         next(p for n, p in trainer.policy.trainable_named_parameters() if "lora_B" in n).add_(1.0)
-    trainer.generate(PROMPTS)
-    third = trainer._sampling_copies[False][1]
-    assert third is not second
-    batch = pack(queries, responses, trainer.tokenizer.pad_token_id, "cpu")
-    with torch.no_grad():
-        expected, _ = trainer.policy(batch.input_ids, batch.attention_mask, batch.position_ids)
-        got = third(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids).logits
-    real = batch.attention_mask.bool()
-    torch.testing.assert_close(got[real], expected[real], atol=1e-4, rtol=1e-4)
+    _merged_matches_policy(trainer, resampled(), queries, responses)
+    trainer.sampling_dtype = torch.bfloat16
+    assert next(resampled().parameters()).dtype == torch.bfloat16
 
 
 def test_step_times_each_phase(model_dirs: dict[str, Path]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.ppo.precision import AUTO_SAMPLING_DTYPE_WITH_BF16, resolve_precision, resolve_sampling
+from training.ppo.precision import resolve_precision, resolve_sampling
 
 CPU = torch.device("cpu")
 WITH_BF16 = "processor : 0\nflags : fpu sse2 avx512f avx512_bf16 amx_tile\n"
@@ -22,7 +22,7 @@ def test_mixed_precision_follows_the_cpu_flags_unless_forced(setting: str, cpuin
 
 
 @pytest.mark.parametrize(("setting", "precision", "quantized", "expected"), [
-    ("auto", "bf16", False, AUTO_SAMPLING_DTYPE_WITH_BF16),
+    ("auto", "bf16", False, torch.bfloat16),
     ("auto", "no", False, torch.float32),  # no bf16 units: the merged copy stays float32
     ("auto", "bf16", True, None),  # a 4-bit base cannot be merged: the training model itself
     ("adapter", "bf16", False, None),

@@ -191,7 +191,7 @@ class PPOTrainer:
         # Sample from a merged copy of the policy in this dtype (see `PolicyWithValueHead.sampling_copy`); None:
         # sample from the training model itself (its adapter layers, float32).
         self.sampling_dtype: torch.dtype | None = None
-        self._sampling_copies: dict[bool, tuple[tuple[int, ...], nn.Module]] = {}
+        self._sampling_copies: dict[bool, tuple[tuple, nn.Module]] = {}  # reference? -> (made from, copy)
 
     # ------------------------------------------------------------------ generation
     def reseed_sampling(self, seed: int) -> None:
@@ -232,16 +232,17 @@ class PPOTrainer:
                 model.train(was_training)
 
     def _sampling_copy(self, policy: PolicyWithValueHead, reference: bool) -> nn.Module:
-        """The cached merged copy of the policy (or reference), rebuilt when a trainable weight has changed.
+        """The cached merged copy of the policy (or reference), rebuilt when a trainable weight or `sampling_dtype`
+        has changed.
 
         A tensor's version counter moves with every in-place write (optimizer steps, a rolled-back update's
         restore, loading a state dict), so the copy can never be staler than the weights it was made from.
         """
-        versions = () if reference else tuple(p._version for p in self._params)
+        made_from = (self.sampling_dtype, *(() if reference else (p._version for p in self._params)))
         cached = self._sampling_copies.get(reference)
-        if cached is None or cached[0] != versions:
+        if cached is None or cached[0] != made_from:
             self._sampling_copies.pop(reference, None)  # free the old copy before making the new one
-            cached = (versions, policy.sampling_copy(self.sampling_dtype, reference=reference))
+            cached = (made_from, policy.sampling_copy(self.sampling_dtype, reference=reference))
             self._sampling_copies[reference] = cached
         return cached[1]
 
@@ -321,7 +322,6 @@ class PPOTrainer:
         self.model.train()
         rollout, seconds = self._rollout_statistics(queries, responses, scores_t)
         outcome = self._run_epochs(queries, responses, rollout)
-        self._sampling_copies.pop(False, None)  # the policy's weights may have changed: re-merge before sampling
         objective_kl = self._update_kl_controller(rollout)
         self.step_count += 1
         seconds |= {
