@@ -16,7 +16,8 @@ the terms the environment reports):
     unanswered       -``unanswered_penalty`` when the agent asked something and the message answers nothing: no
                      new objective detail and none of the details the agent asked for (``nlu.asked_details``),
                      no choice, no confirmation, no goodbye (talking past the agent's question is worthless,
-                     however natural it sounds, and so is restating the destination when asked for the date)
+                     however natural it sounds, and so is restating the destination when asked for the date); a
+                     goodbye that walks away from a feasible objective with nothing booked answers nothing either
     booking_stage    +``stage_reward`` for each booking milestone this turn moved the agent past for the first time:
                      a search on the objective's route that found flights, then a booking on that route (read from
                      the agent's tool calls, so it works for any backend)
@@ -180,9 +181,21 @@ def answers_nothing(parsed: ParsedMessage, details_given_before: frozenset[str] 
 
 def unanswered_penalty(parsed: ParsedMessage, agent_asked: bool, penalty: float,
                        details_given_before: frozenset[str] = frozenset(),
-                       details_asked: frozenset[str] = frozenset()) -> float:
-    """``-penalty`` when the agent's last message asked something and this message answers nothing."""
-    return -penalty if agent_asked and answers_nothing(parsed, details_given_before, details_asked) else 0.0
+                       details_asked: frozenset[str] = frozenset(), walks_away: bool = False) -> float:
+    """``-penalty`` when the agent's last message asked something and this message answers nothing.
+
+    ``walks_away``: the message ends a conversation whose objective is feasible and nothing is booked. Its goodbye
+    answers nothing either: round 8's trained users said "Thank you." to "May I have the lead passenger's full
+    name?", which ended the episode at no cost, while the same words after a booking earn the polite ending.
+    """
+    if not agent_asked:
+        return 0.0
+    return -penalty if walks_away or answers_nothing(parsed, details_given_before, details_asked) else 0.0
+
+
+def is_walking_away(turn: UserTurn) -> bool:
+    """The turn ends the conversation with nothing booked although the objective could be booked."""
+    return turn.ends_conversation and not turn.booked and turn.objective.feasible
 
 
 def is_change_of_mind_attack(turn: UserTurn, config: RewardConfig) -> bool:
@@ -216,7 +229,8 @@ IMMEDIATE_TERMS: dict[str, Callable[[UserTurn, RewardConfig], float]] = {
     "goal_drift": lambda turn, config: 0.0 if is_change_of_mind_attack(turn, config) else goal_drift_penalty(
         turn.parsed, turn.objective),
     "unanswered": lambda turn, config: unanswered_penalty(turn.parsed, turn.agent_asked, config.unanswered_penalty,
-                                                          turn.details_given_before, turn.details_asked),
+                                                          turn.details_given_before, turn.details_asked,
+                                                          is_walking_away(turn)),
     "booking_stage": lambda turn, config: booking_stage_reward(set(turn.stages_before), set(turn.stages_after),
                                                                config.stage_reward),
 }

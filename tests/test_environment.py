@@ -271,6 +271,35 @@ def test_bare_name_answers_the_name_question(template_db, tmp_path, objectives) 
     assert name_turn["progress"] == pytest.approx(0.15) and name_turn["goal_drift"] == 0.0
 
 
+def test_walking_away_from_a_bookable_objective_answers_nothing(template_db, tmp_path, objectives) -> None:
+    """Round 8's trained users said "Thank you." to the name question, which ended the episode at no cost. Now
+    that goodbye is unanswered; the same words after the booking, or on an infeasible objective, are the polite
+    ending."""
+    objective = feasible(objectives)
+    infeasible = next(o for o in objectives if not o.feasible)
+    opening = happy_path(objective)[0]
+
+    async def run():
+        env = make_env(template_db, tmp_path)
+        quit_early, booked_then_bye, no_flights = [], [], []
+        walked = await play(env, objective, [opening, "The first one please.", "Thank you."], components=quit_early)
+        finished = await play(env, objective, [opening, "The first one please.", f"{objective.passenger_name}.",
+                                               "Yes, please book it.", "Yes, please book it.", "Thank you."],
+                              components=booked_then_bye)
+        gave_up = await play(env, infeasible, [happy_path(infeasible)[0], "Thank you."], components=no_flights)
+        await env.aclose()
+        return walked, quit_early, finished, booked_then_bye, gave_up, no_flights
+
+    walked, quit_early, finished, booked_then_bye, gave_up, no_flights = asyncio.run(run())
+    history = [m.text for m in walked.state.history]
+    assert walked.done and "name" in history[-2].lower(), history  # it ended at the name question
+    penalty = EnvironmentConfig().reward.unanswered_penalty
+    assert quit_early[-1]["unanswered"] == -penalty and quit_early[-1]["polite_ending"] == 0.0
+    assert finished.info["success"] and finished.done, [m.text for m in finished.state.history]
+    assert booked_then_bye[-1]["unanswered"] == 0.0 and booked_then_bye[-1]["polite_ending"] == 0.5
+    assert gave_up.done and no_flights[-1]["unanswered"] == 0.0 and no_flights[-1]["polite_ending"] == 0.5
+
+
 def test_booking_stage_reward_marks_the_turns_that_moved_the_booking(template_db, tmp_path, objectives) -> None:
     """+stage_reward on the turn whose answer searched the objective's route, and on the turn that booked it."""
     objective = feasible(objectives)

@@ -96,6 +96,9 @@ def test_talking_past_the_agents_question_is_penalised(lookup) -> None:
     assert rewards.unanswered_penalty(answer, agent_asked=True, penalty=config.unanswered_penalty) == 0.0
     assert rewards.unanswered_penalty(choice, agent_asked=True, penalty=config.unanswered_penalty) == 0.0
     assert "unanswered" in rewards.IMMEDIATE_TERMS
+    thanks = parse_message("Thank you.", lookup, TODAY)
+    assert rewards.unanswered_penalty(thanks, agent_asked=True, penalty=0.5) == 0.0
+    assert rewards.unanswered_penalty(thanks, agent_asked=True, penalty=0.5, walks_away=True) == -0.5
 
 
 @pytest.mark.parametrize("agent_text, expected", [
