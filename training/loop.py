@@ -402,3 +402,7 @@ class TrainingRun:
         self.loop.close()
         if self.writer is not None:
             self.writer.close()
+        # Under `accelerate launch`, tear the process group down here rather than at interpreter exit: a gloo group
+        # left to the exit's destructors aborted a process that had finished ("terminate called without an active
+        # exception", exit code -6) while the other was still saving. A no-op in a single process.
+        self.accelerator.end_training()
