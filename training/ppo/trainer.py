@@ -3,8 +3,9 @@
 One `step` reads top to bottom as four phases, each timed into `time/update/<phase>`:
 
     rollout statistics   old log-probs and values (one pass), reference log-probs, KL-shaped rewards, GAE
-    PPO epochs           shuffled mini-batch updates; after each epoch the update guard measures the KL
-                         (`training.ppo.update_guard`) and goes on, stops early, or rolls the update back
+    PPO epochs           shuffled mini-batch updates; after each epoch the update guard (`training.ppo.update_guard`)
+                         goes on, stops early, or rolls the update back, on a KL measured by the next epoch's first
+                         forward (no pass of its own; one optimizer step's samples after the last epoch)
     KL controller        one update per step from the rollouts' KL to the reference
     metrics              every name in `PPO_METRICS`
 """
@@ -49,6 +50,7 @@ __all__ = [
     "BATCH_METRICS",
     "MINIBATCH_METRICS",
     "PPO_METRICS",
+    "THROUGHPUT_METRICS",
     "TIMING_METRICS",
     "UPDATE_GUARD_METRICS",
     "PPOTrainer",
@@ -89,18 +91,23 @@ UPDATE_GUARD_METRICS: tuple[str, ...] = (
     "update/rolled_back_nonfinite",  # 1 if rolled back because a loss or gradient was not finite
     "update/early_stop_epoch",  # the epoch after which the update stopped; `ppo_epochs` when it ran them all
     "update/epochs_completed",  # epochs whose updates were kept (0 when rolled back)
-    "update/approxkl",  # KL(old || new) on the whole batch after the last epoch run (0 if never measured)
+    "update/approxkl",  # KL(old || new) after the last epoch run, on one optimizer step's samples (0: not measured)
 )
 #: Seconds spent in each phase of one `step`.
 TIMING_METRICS: tuple[str, ...] = (
     "time/update/rollout_stats",  # old log-probs and values (one no-grad pass), rewards, GAE
     "time/update/reference",  # reference log-probs (one no-grad pass, adapter disabled)
     "time/update/minibatches",  # mini-batch forward/backward and optimizer steps, all epochs
-    "time/update/kl_check",  # the update guard's no-grad passes after the epochs
+    "time/update/kl_check",  # the update guard's one no-grad pass (one optimizer step's samples) after the last epoch
     "time/update/total",
 )
+#: Throughput of one `step`.
+THROUGHPUT_METRICS: tuple[str, ...] = (
+    "perf/update_samples_per_second",  # batch samples / `time/update/total`
+)
 #: Every name that every `PPOTrainer.step` result contains.
-PPO_METRICS: tuple[str, ...] = MINIBATCH_METRICS + BATCH_METRICS + UPDATE_GUARD_METRICS + TIMING_METRICS
+PPO_METRICS: tuple[str, ...] = (MINIBATCH_METRICS + BATCH_METRICS + UPDATE_GUARD_METRICS + TIMING_METRICS
+                                 + THROUGHPUT_METRICS)
 
 
 class RolloutStatistics(NamedTuple):
@@ -144,9 +151,10 @@ class PPOTrainer:
     Each `step` computes rollout log-probabilities, values and reference log-probabilities, shapes per-token rewards
     with a KL penalty, estimates advantages with GAE, then runs `ppo_epochs` of clipped-PPO updates over shuffled
     mini-batches. After every epoch the update guard (`training.ppo.update_guard`) measures the approximate KL to the
-    pre-update policy on the whole batch: above `target_kl` the remaining epochs are skipped, above `max_kl` (or on
-    any non-finite loss/gradient) the update is rolled back and the trainable weights and optimizer state are
-    restored exactly (`update/accepted` is then 0).
+    pre-update policy (on the forward of the next epoch's first optimizer step, which is needed anyway, or after the
+    last epoch on one no-grad forward of one step's samples): above `target_kl` the remaining epochs are skipped,
+    above `max_kl` (or on any non-finite loss/gradient) the update is rolled back and the trainable weights and
+    optimizer state are restored exactly (`update/accepted` is then 0).
 
     Args:
         model_config: Policy model configuration (used to build the policy when `policy` is None, and for sampling).
@@ -329,6 +337,7 @@ class PPOTrainer:
             "time/update/kl_check": outcome.kl_check_seconds,
             "time/update/total": self._clock() - started,
         }
+        seconds["perf/update_samples_per_second"] = len(queries) / max(seconds["time/update/total"], 1e-9)
         return self._metrics(rollout, outcome, objective_kl) | seconds
 
     def _prepare_inputs(
@@ -376,79 +385,87 @@ class PPOTrainer:
     ) -> UpdateOutcome:
         """Phase 2: `ppo_epochs` passes of shuffled mini-batch updates, each followed by the update guard.
 
-        The guard measures the KL to the sampling policy on the whole batch after every epoch (only after the last
-        one when neither `target_kl` nor `max_kl` is set) and goes on, stops early, or rolls the update back; a
-        non-finite loss or gradient rolls it back too. A rolled-back update restores the snapshot taken here.
+        The guard (`training.ppo.update_guard`) decides after every epoch from the approximate KL between the
+        sampling policy and the current one, measured without a pass of its own: after an epoch that is not the
+        last, on the first optimizer step of the next epoch, whose forward runs at exactly the weights the epoch
+        left and is needed anyway (the guard decides before that step is applied); after the last epoch, on one
+        extra no-grad forward of one optimizer step's samples. Either way the KL is measured on
+        `mini_batch_size * gradient_accumulation_steps` samples of the batch, not on all of it. A non-finite loss or
+        gradient rolls the update back too; a rolled-back update restores the snapshot taken here.
         """
         cfg = self.config
         snapshot = UpdateSnapshot(self._params, self.optimizer)
         outcome = UpdateOutcome(early_stop_epoch=cfg.ppo_epochs)
         samples_per_optimizer_step = cfg.mini_batch_size * cfg.gradient_accumulation_steps
-        guarded = cfg.target_kl is not None or cfg.max_kl is not None
         progress = tqdm(total=cfg.ppo_epochs * math.ceil(len(queries) / samples_per_optimizer_step),
                         desc="ppo update", unit="step", leave=False, disable=not self.accelerator.is_main_process)
+        began = self._clock()
         for epoch in range(cfg.ppo_epochs):
+            order = torch.randperm(len(queries), generator=self._shuffle_rng)
+            for first, start in enumerate(range(0, len(queries), samples_per_optimizer_step)):
+                progress.update(1)
+                chunk = order[start : start + samples_per_optimizer_step]
+                group = [chunk[m : m + cfg.mini_batch_size] for m in range(0, len(chunk), cfg.mini_batch_size)]
+                step_stats: dict[str, list[float]] = defaultdict(list)
+                finite, group_kl = self._accumulate_gradients(group, queries, responses, rollout, step_stats)
+                if finite and epoch > 0 and first == 0:  # this forward saw the weights epoch - 1 left
+                    outcome.approxkl = group_kl
+                    decision = kl_guard(group_kl, cfg.target_kl, cfg.max_kl)
+                    if decision is not GuardDecision.CONTINUE:
+                        self.optimizer.zero_grad(set_to_none=True)
+                        outcome.early_stop_epoch = epoch - 1
+                        outcome.rolled_back_kl = decision is GuardDecision.ROLL_BACK
+                        break
+                if not (finite and self._apply_gradients(step_stats)):
+                    outcome.rolled_back_nonfinite, outcome.early_stop_epoch = True, epoch
+                    break
+                for name, values in step_stats.items():
+                    outcome.minibatch_stats[name].extend(values)
+            else:
+                outcome.epochs_completed = epoch + 1
+                continue
+            break  # the guard stopped the update, or something was not finite
+        outcome.minibatch_seconds = self._clock() - began
+        if outcome.epochs_completed == cfg.ppo_epochs:  # the last epoch ran: measure where it left the policy
             began = self._clock()
-            finite = self._train_epoch(queries, responses, rollout, outcome.minibatch_stats, progress)
-            outcome.minibatch_seconds += self._clock() - began
-            if not finite:
-                outcome.rolled_back_nonfinite, outcome.early_stop_epoch = True, epoch
-                break
-            outcome.epochs_completed = epoch + 1
-            if not guarded and epoch < cfg.ppo_epochs - 1:
-                continue  # no guard to evaluate: measure the KL once, after the last epoch
-            began = self._clock()
-            new_logprobs, _, _ = self._forward_stats(queries, responses)
-            outcome.approxkl = self._reduce(approx_kl(new_logprobs, rollout.logprobs, rollout.mask))
-            outcome.kl_check_seconds += self._clock() - began
-            decision = kl_guard(outcome.approxkl, cfg.target_kl, cfg.max_kl)
-            if decision is GuardDecision.ROLL_BACK:
-                outcome.rolled_back_kl, outcome.early_stop_epoch = True, epoch
-                break
-            if decision is GuardDecision.STOP_EARLY:
-                outcome.early_stop_epoch = epoch
-                break
+            outcome.approxkl = self._measure_kl(order[:samples_per_optimizer_step], queries, responses, rollout)
+            outcome.kl_check_seconds = self._clock() - began
+            if kl_guard(outcome.approxkl, cfg.target_kl, cfg.max_kl) is GuardDecision.ROLL_BACK:
+                outcome.rolled_back_kl, outcome.early_stop_epoch = True, cfg.ppo_epochs - 1
         progress.close()
         if not outcome.accepted:
             snapshot.restore(self.optimizer)
             outcome.epochs_completed = 0
         return outcome
 
-    def _train_epoch(
-        self,
-        queries: list[torch.Tensor],
-        responses: list[torch.Tensor],
+    def _measure_kl(
+        self, idx: torch.Tensor, queries: list[torch.Tensor], responses: list[torch.Tensor],
         rollout: RolloutStatistics,
-        stats: dict[str, list[float]],
-        progress: tqdm,
-    ) -> bool:
-        """One pass over the batch in shuffled optimizer steps of `mini_batch_size * gradient_accumulation_steps`
-        samples. False as soon as a loss or gradient is not finite (that optimizer step is not applied)."""
-        cfg = self.config
-        samples_per_optimizer_step = cfg.mini_batch_size * cfg.gradient_accumulation_steps
-        order = torch.randperm(len(queries), generator=self._shuffle_rng)
-        for start in range(0, len(queries), samples_per_optimizer_step):
-            progress.update(1)
-            chunk = order[start : start + samples_per_optimizer_step]
-            group = [chunk[m : m + cfg.mini_batch_size] for m in range(0, len(chunk), cfg.mini_batch_size)]
-            if not self._optimizer_step(group, queries, responses, rollout, stats):
-                return False
-        return True
+    ) -> float:
+        """KL(sampling policy || current policy) per token on the samples `idx` (one no-grad pass over them)."""
+        logprobs, _, mask = self._forward_stats([queries[i] for i in idx], [responses[i] for i in idx])
+        width = mask.shape[1]
+        return self._reduce(approx_kl(logprobs, rollout.logprobs[idx, :width], mask))
 
-    def _optimizer_step(
+    def _accumulate_gradients(
         self,
         group: list[torch.Tensor],
         queries: Sequence[torch.Tensor],
         responses: Sequence[torch.Tensor],
         rollout: RolloutStatistics,
         stats: dict[str, list[float]],
-    ) -> bool:
-        """Accumulate gradients over the mini-batches in `group`, then clip and step. False if anything non-finite.
+    ) -> tuple[bool, float]:
+        """Forward and backward over the mini-batches of one optimizer step (`group`), accumulating gradients.
+
+        Returns whether every loss was finite (on every process) and the approximate KL between the sampling
+        policy and the weights these forwards ran at, per response token over the whole group (the guard's
+        measurement). Nothing is applied: `_apply_gradients` does that.
 
         Each mini-batch is packed to its own longest query and response, so its rollout statistics are sliced to
         that width (`[:, :width]`): responses are right-padded, so the first `width` columns are all of them.
         """
         cfg = self.config
+        kl_sum, tokens = 0.0, 0.0
         for k, idx in enumerate(group):
             mb = pack([queries[i] for i in idx], [responses[i] for i in idx],
                       self.tokenizer.pad_token_id, self.accelerator.device)
@@ -473,13 +490,21 @@ class PPOTrainer:
                 finite = self._reduce(torch.isfinite(loss).float()) == 1.0  # every process must agree
                 if not finite:
                     self.optimizer.zero_grad(set_to_none=True)
-                    return False
+                    return False, math.nan
                 self.accelerator.backward(loss / len(group))
+            mb_tokens = float(mask.sum())
+            kl_sum, tokens = kl_sum + float(mb_kl) * mb_tokens, tokens + mb_tokens
             for name, val in (("ppo/loss/policy", pg_loss), ("ppo/loss/value", vf_loss), ("ppo/loss/total", loss),
                               ("ppo/policy/entropy", entropy), ("ppo/policy/approxkl", mb_kl),
                               ("ppo/policy/clipfrac", pg_clipfrac), ("ppo/val/vpred", masked_mean(vpred, mask)),
                               ("ppo/val/clipfrac", vf_clipfrac)):
                 stats[name].append(float(val.detach()))
+        return True, self._reduce(kl_sum / max(tokens, 1.0))
+
+    def _apply_gradients(self, stats: dict[str, list[float]]) -> bool:
+        """Clip the accumulated gradients and take the optimizer step. False (nothing applied) if the gradient norm
+        is not finite."""
+        cfg = self.config
         if cfg.max_grad_norm is not None:
             grad_norm = self.accelerator.clip_grad_norm_(self._params, cfg.max_grad_norm)
             if self._reduce(torch.isfinite(torch.as_tensor(grad_norm)).float()) != 1.0:
