@@ -256,7 +256,7 @@ from agents.auto_user import AutoUserAgent, AutoUserConfig
 agent = AutoUserAgent(AutoUserConfig(model_name={str(trained / 'final_model')!r}, max_new_tokens=8, seed=3))
 agent.initialize_model()
 state = "Objective: fly from Boston to Atlanta.\\nAgent: Hello! Where to?\\nUser:"
-first, second = asyncio.run(agent.get_action(state)), asyncio.run(agent.get_action(state))
+first, second = asyncio.run(agent.get_action(state, seed=3)), asyncio.run(agent.get_action(state, seed=3))
 stateful = [name for name in vars(agent) if any(w in name for w in ("history", "objective", "turn", "conversation"))]
 print(json.dumps({{"first": first, "second": second, "stateful": stateful, "has_reset": hasattr(agent, "reset"),
                   "batch": agent.get_actions([state, "User:"])}}))

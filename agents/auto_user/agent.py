@@ -1,12 +1,13 @@
-"""The trained auto-user for users of the model: a pure function from a complete state string to a user message.
+"""The trained auto-user for users of the model: from a complete state string to a sampled user message.
 
-It holds only a model and a tokenizer: no history, no objective, no reset. The environment (or your own harness)
-owns the conversation and formats the state; see ``BookingConversationEnvironment.format_state``.
+It holds a model, a tokenizer and a sampling random stream: no history, no objective, no reset. The environment (or
+your own harness) owns the conversation and formats the state; see ``BookingConversationEnvironment.format_state``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +27,9 @@ class AutoUserConfig:
         max_new_tokens: longest user message, in tokens.
         temperature, top_p, top_k: sampling parameters.
         stop_at_newline: a user message ends at a newline (and at eos).
-        seed: sampling seed; the same state and seed always give the same message.
+        seed: seeds the agent's sampling stream once, at construction: each call without ``seed=`` draws fresh
+            randomness from it (a repeated question gets a new answer), and two agents with the same seed give the
+            same messages for the same sequence of calls.
         device: "cpu", "cuda", or None for CUDA when available.
         model_cache_dir: where aliases are converted/built (None: the default cache).
     """
@@ -55,13 +58,24 @@ class _Sampling:
 
 
 class AutoUserAgent:
-    """Stateless simulated user. ``get_action(state)`` depends only on ``state``, the weights and the seed."""
+    """Simulated user without conversation state: ``get_action(state)`` samples the next message for ``state``.
+
+    Randomness: each call without ``seed=`` draws its sampling seed from a ``torch.Generator`` seeded once from
+    ``config.seed``, so calling again on the same state gives a fresh message (sampling every call with one fixed
+    seed made a trained model repeat the same sentence to a repeated question), and a whole conversation is
+    reproducible from ``config.seed``. ``seed=`` samples with exactly that seed instead, without advancing the
+    stream, to replay one message.
+    """
 
     def __init__(self, config: AutoUserConfig):
         self.config = config
         self.model = None
         self.tokenizer = None
         self._stop_ids: list[int] | None = None
+        self._sampling_stream = torch.Generator().manual_seed(config.seed)
+        # sample_responses seeds torch's global RNG for the length of one batch: concurrent get_action threads take
+        # turns, or one thread's seeding would leak into another's sampling.
+        self._sampling_lock = threading.Lock()
 
     def initialize_model(self) -> None:
         cfg = self.config
@@ -75,18 +89,29 @@ class AutoUserAgent:
                                    temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
 
     def generate(self, states: list[str], seed: int | None = None):
-        """(query tensors, response tensors, texts) for a batch of states, sampled with ``seed`` (default: config)."""
-        if self.model is None:
-            self.initialize_model()
-        seed = self.config.seed if seed is None else seed
-        with torch.no_grad():
+        """(query tensors, response tensors, texts) for a batch of states.
+
+        Args:
+            states: complete state strings.
+            seed: sample with exactly this seed (replay); None: the next seed of the agent's sampling stream.
+        """
+        if seed is None:
+            seed = self._next_seed()
+        with self._sampling_lock, torch.no_grad():
+            if self.model is None:
+                self.initialize_model()
             return sample_responses(self.model, self.tokenizer, list(states), self._sampling, self._stop_ids, seed,
                                     self.device)
 
-    def get_actions(self, states: list[str]) -> list[str]:
-        """One user message per state, generated in one batch."""
-        return self.generate(states)[2]
+    def get_actions(self, states: list[str], seed: int | None = None) -> list[str]:
+        """One user message per state, generated in one batch (``seed``: as in ``generate``)."""
+        return self.generate(states, seed)[2]
 
-    async def get_action(self, state: str) -> str:
-        """The next user message for a complete state string."""
-        return (await asyncio.to_thread(self.get_actions, [state]))[0]
+    async def get_action(self, state: str, seed: int | None = None) -> str:
+        """The next user message for a complete state string (``seed``: as in ``generate``)."""
+        # Drawn before the thread starts: concurrent calls then take seeds in the order they were made.
+        seed = self._next_seed() if seed is None else seed
+        return (await asyncio.to_thread(self.get_actions, [state], seed))[0]
+
+    def _next_seed(self) -> int:
+        return int(torch.randint(0, 2**62, (1,), generator=self._sampling_stream))
