@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from database import READ_TOOLS, WRITE_TOOLS, BookingError, FlightDatabase, FlightTools
+from database.tools import validate_tool_arguments
 
 SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "mcp-server" / "database_server.py"
 Transport = Literal["mcp", "inprocess"]
@@ -121,11 +122,20 @@ class MCPToolClient:
                 ready.set_exception(RuntimeError(f"could not start the MCP database server: {exc}"))
 
     async def call(self, name: str, arguments: dict[str, Any] | None = None) -> ToolResult:
+        if not isinstance(arguments, dict | None):
+            # MCP carries a call's arguments only as an object (the SDK would refuse to send ``[]``, and ``or {}``
+            # would turn it into no arguments): refuse it with the in-process client's line.
+            if name not in self.tool_names():
+                return ToolResult(ok=False, error=f"Unknown tool: {name}")
+            try:
+                validate_tool_arguments(name, arguments)
+            except BookingError as exc:  # always: the arguments are not an object
+                return ToolResult(ok=False, error=str(exc))
         await self.start()
         if self._task.done():
             return ToolResult(ok=False, error="MCP server is not running")
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        await self._queue.put((name, arguments or {}, future))
+        await self._queue.put((name, {} if arguments is None else arguments, future))
         return await future
 
     async def close(self) -> None:
