@@ -18,7 +18,7 @@ import torch
 
 from agents.auto_user.tiny_models import build_tiny_model
 from training.ppo import ModelConfig, PolicyWithValueHead, PPOConfig, PPOTrainer
-from training.ppo.batching import gather_response, pack, pad_response_aligned
+from training.ppo.batching import gather_response, optimizer_step_chunks, pack, pad_response_aligned
 from training.ppo.core import (
     clipped_policy_loss,
     clipped_value_loss,
@@ -159,3 +159,33 @@ def test_guard_measures_after_the_last_epoch_with_one_small_pass(model_dir: Path
     assert metrics["update/early_stop_epoch"] == 0.0 and metrics["update/approxkl"] > 1e-12
     assert metrics["time/update/kl_check"] > 0.0
     assert all(torch.equal(before[n], p) for n, p in _trainable(trainer.policy).items())
+
+
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_every_sample_is_in_exactly_one_optimizer_step(group_by_length: bool) -> None:
+    lengths = [int(x) for x in torch.randint(20, 400, (113,), generator=torch.Generator().manual_seed(1))]
+    chunks = optimizer_step_chunks(lengths, 4, torch.Generator().manual_seed(0), group_by_length)
+    assert sorted(i for chunk in chunks for i in chunk.tolist()) == list(range(113))
+    assert [len(c) for c in chunks].count(4) >= 28 and all(1 <= len(c) <= 4 for c in chunks)
+
+
+def test_grouping_by_length_cuts_padding_and_keeps_steps_shuffled() -> None:
+    lengths = [int(x) for x in torch.randint(100, 260, (112,), generator=torch.Generator().manual_seed(1))]
+
+    def padding(chunks: list[torch.Tensor]) -> float:
+        padded = sum(len(c) * max(lengths[i] for i in c.tolist()) for c in chunks)
+        return 1 - sum(lengths) / padded
+
+    uniform = optimizer_step_chunks(lengths, 4, torch.Generator().manual_seed(0), False)
+    grouped = optimizer_step_chunks(lengths, 4, torch.Generator().manual_seed(0), True)
+    assert padding(grouped) < 0.05 < 0.1 < padding(uniform)
+    firsts = [max(lengths[i] for i in c.tolist()) for c in grouped]
+    assert firsts != sorted(firsts) and firsts != sorted(firsts, reverse=True)  # the steps are not length-ordered
+
+
+def test_grouped_step_trains(model_dir: Path) -> None:
+    trainer = _trainer(model_dir, group_by_length=True, target_kl=None, max_kl=None)
+    before = _trainable(trainer.policy)
+    metrics = trainer.step(*_batch(trainer, 12))
+    assert metrics["update/accepted"] == 1.0 and metrics["update/epochs_completed"] == 3.0
+    assert any(not torch.equal(before[n], p) for n, p in _trainable(trainer.policy).items())

@@ -16,7 +16,7 @@ import torch
 
 from agents.auto_user.generation import left_pad
 
-__all__ = ["PackedBatch", "gather_response", "left_pad", "pack", "pad_response_aligned"]
+__all__ = ["PackedBatch", "gather_response", "left_pad", "optimizer_step_chunks", "pack", "pad_response_aligned"]
 
 
 @dataclass
@@ -102,3 +102,22 @@ def pad_response_aligned(chunks: Sequence[torch.Tensor], width: int, value: floa
     """Right-pad (b_k, r_k) chunks to (b_k, width) and concatenate them along the batch dimension."""
     padded = [torch.nn.functional.pad(c, (0, width - c.shape[1]), value=value) for c in chunks]
     return torch.cat(padded, dim=0)
+
+
+def optimizer_step_chunks(
+    lengths: Sequence[int], size: int, generator: torch.Generator, group_by_length: bool = False, window_steps: int = 16
+) -> list[torch.Tensor]:
+    """One PPO epoch's sample indices, shuffled and cut into optimizer steps of `size` (the last may be smaller).
+
+    With `group_by_length` (transformers' `group_by_length`, see `PPOConfig.group_by_length`), each window of
+    `window_steps` optimizer steps of the shuffled order is sorted by `lengths` before it is cut, and the steps are
+    then shuffled, so each step's mini-batches pad to samples of about their own length. Every sample appears once.
+    """
+    order = torch.randperm(len(lengths), generator=generator)
+    if not group_by_length:
+        return list(order.split(size))
+    chunks: list[torch.Tensor] = []
+    for window in order.split(window_steps * size):
+        by_length = sorted(window.tolist(), key=lambda i: lengths[i])
+        chunks.extend(torch.tensor(by_length).split(size))
+    return [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from agents.auto_user.generation import sample_responses, stop_token_ids
-from training.ppo.batching import gather_response, pack, pad_response_aligned
+from training.ppo.batching import gather_response, optimizer_step_chunks, pack, pad_response_aligned
 from training.ppo.config import ModelConfig, PPOConfig
 from training.ppo.core import (
     AdaptiveKLController,
@@ -400,11 +400,12 @@ class PPOTrainer:
         progress = tqdm(total=cfg.ppo_epochs * math.ceil(len(queries) / samples_per_optimizer_step),
                         desc="ppo update", unit="step", leave=False, disable=not self.accelerator.is_main_process)
         began = self._clock()
+        lengths = [int(q.numel()) for q in queries]  # queries are most of each row, and pad to the longest
         for epoch in range(cfg.ppo_epochs):
-            order = torch.randperm(len(queries), generator=self._shuffle_rng)
-            for first, start in enumerate(range(0, len(queries), samples_per_optimizer_step)):
+            chunks = optimizer_step_chunks(lengths, samples_per_optimizer_step, self._shuffle_rng,
+                                           cfg.group_by_length)
+            for first, chunk in enumerate(chunks):
                 progress.update(1)
-                chunk = order[start : start + samples_per_optimizer_step]
                 group = [chunk[m : m + cfg.mini_batch_size] for m in range(0, len(chunk), cfg.mini_batch_size)]
                 step_stats: dict[str, list[float]] = defaultdict(list)
                 finite, group_kl = self._accumulate_gradients(group, queries, responses, rollout, step_stats)
@@ -428,7 +429,7 @@ class PPOTrainer:
         outcome.minibatch_seconds = self._clock() - began
         if outcome.epochs_completed == cfg.ppo_epochs:  # the last epoch ran: measure where it left the policy
             began = self._clock()
-            outcome.approxkl = self._measure_kl(order[:samples_per_optimizer_step], queries, responses, rollout)
+            outcome.approxkl = self._measure_kl(chunks[0], queries, responses, rollout)
             outcome.kl_check_seconds = self._clock() - began
             if kl_guard(outcome.approxkl, cfg.target_kl, cfg.max_kl) is GuardDecision.ROLL_BACK:
                 outcome.rolled_back_kl, outcome.early_stop_epoch = True, cfg.ppo_epochs - 1
