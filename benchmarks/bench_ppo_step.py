@@ -8,6 +8,10 @@ Example:
 
 ``--precision`` takes one or more of no|bf16|auto (``hardware.mixed_precision``); with several, each is measured on
 the same model and the line also holds ``bf16_over_no`` (update time ratio).
+
+Each run also reports the step's model FLOPs counted from the shapes (``step_tflops``: the passes `PPOTrainer.step`
+makes, see ``step_flops``), the rate they were done at, this machine's measured matmul peak in the run's precision
+(``matmul_peak_gflops``: a 2048 x 2048 product with the same threads) and ``fraction_of_peak``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,48 @@ def _peak_rss_mb() -> float:
     # ru_maxrss is KiB on Linux, bytes on macOS.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if platform.system() == "Darwin" else peak / 1024
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, seconds: float = 1.0) -> float:
+    """This CPU's (or GPU's) dense matmul rate in `dtype` with the current torch threads: a size x size product,
+    repeated for about `seconds` after one warm-up."""
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    torch.mm(a, b)
+    runs, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        torch.mm(a, b)
+        runs += 1
+    return 2 * size**3 * runs / (time.perf_counter() - began) / 1e9
+
+
+def forward_flops(policy: torch.nn.Module, batch: int, seq_len: int, logits_to_keep: int) -> float:
+    """Model FLOPs of one forward over (batch, seq_len) tokens, counted from the shapes: 2 x every matmul weight
+    of the transformer blocks (LoRA's included) per token, the attention scores and their weighted sum
+    (4 x seq_len x width per token and layer, as SDPA computes them under a padding mask), and the LM head over the
+    last `logits_to_keep` columns."""
+    config = policy.pretrained_model.config.get_text_config()
+    head = policy.pretrained_model.get_output_embeddings().weight
+    block_weights = sum(
+        m.weight.numel() for name, m in policy.pretrained_model.named_modules()
+        if hasattr(m, "weight") and m.weight is not None and m.weight.dim() == 2 and m.weight is not head
+        and type(m).__name__ in ("Linear", "Conv1D") and "lm_head" not in name
+    )
+    tokens = batch * seq_len
+    attention = 4 * seq_len * config.hidden_size * config.num_hidden_layers * tokens
+    return 2 * block_weights * tokens + attention + 2 * head.numel() * batch * logits_to_keep
+
+
+def step_flops(policy: torch.nn.Module, args: argparse.Namespace, metrics: dict, mini_batch: int) -> float:
+    """Model FLOPs of the passes one `PPOTrainer.step` makes on fixed-length samples: the old and reference
+    log-prob passes, each epoch run (forward, plus a backward of about one forward for LoRA, whose frozen weights
+    get no gradient, two for full fine-tuning), and the guard's one pass of one optimizer step's samples."""
+    seq, keep = args.query_len + args.response_len, args.response_len + 1
+    batch_pass = forward_flops(policy, args.batch, seq, keep)
+    epochs = metrics["update/epochs_completed"] or metrics["update/early_stop_epoch"] + 1
+    backward = 1.0 if args.lora else 2.0
+    guard = forward_flops(policy, mini_batch, seq, keep) if epochs == args.ppo_epochs else 0.0
+    return 2 * batch_pass + epochs * (1 + backward) * batch_pass + guard
 
 
 def _prompts(batch: int) -> list[str]:
@@ -94,7 +140,7 @@ def _measure(args: argparse.Namespace, path: str | Path, precision: str = "no") 
     trainer.policy.autocast_dtype = autocast_dtype(mode)
     torch.manual_seed(0)
     prompts = _prompts(args.batch)
-    gen_s, step_s, gen_tokens, early = [], [], [], []
+    gen_s, step_s, gen_tokens, early, flops = [], [], [], [], []
     for i in range(args.steps + 1):  # iteration 0 is warm-up
         t = time.perf_counter()
         queries, responses, _ = trainer.generate(prompts)
@@ -108,10 +154,13 @@ def _measure(args: argparse.Namespace, path: str | Path, precision: str = "no") 
             step_s.append(t_step)
             gen_tokens.append(sum(int(r.numel()) for r in responses))
             early.append(metrics["update/early_stop_epoch"])
+            flops.append(step_flops(trainer.policy, args, metrics, pc.mini_batch_size))
     n_trainable = sum(p.numel() for _, p in trainer.policy.trainable_named_parameters())
     n_total = sum(p.numel() for p in trainer.policy.parameters())
 
     mean_gen, mean_step = sum(gen_s) / len(gen_s), sum(step_s) / len(step_s)
+    peak = matmul_peak_gflops(torch.bfloat16 if mode == "bf16" else torch.float32)
+    achieved = sum(flops) / sum(step_s) / 1e9
     return {
         "precision": mode,
         "why": why,
@@ -124,6 +173,10 @@ def _measure(args: argparse.Namespace, path: str | Path, precision: str = "no") 
         "steps": args.steps,
         "sec_per_ppo_step": round(mean_step, 4),
         "sec_per_generate": round(mean_gen, 4),
+        "step_tflops": round(sum(flops) / len(flops) / 1e12, 3),
+        "step_achieved_gflops": round(achieved, 1),
+        "matmul_peak_gflops": round(peak, 1),
+        "fraction_of_peak": round(achieved / peak, 3),
         "samples_per_sec": round(args.batch / (mean_gen + mean_step), 3),
         "step_samples_per_sec": round(args.batch / mean_step, 3),
         "gen_tokens_per_sec": round(sum(gen_tokens) / sum(gen_s), 1),
