@@ -7,6 +7,7 @@ episode, and returns the next user message. Two environments with equal state pr
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ MAX_USER_MESSAGE_CHARS = 2000
 # Agent replies (an LLM agent's may run to megabytes) are cut to what the parser reads; the verifier, the rewards
 # and the policy's state then never see more.
 MAX_AGENT_MESSAGE_CHARS = MAX_AGENT_TEXT_CHARS
+# Marks where a message (or, as a last resort, the objective) was shortened in its middle to fit the token budget.
+CLIP_MARKER = " \u2026 "
 
 
 @dataclass
@@ -61,9 +64,12 @@ class BookingConversationEnvironment:
         worker_id: distinguishes this environment's database working copy from its neighbours'.
         tokenizer: the policy's tokenizer; needed for ``state_template="chat"`` (its chat template renders the state)
             and to fit states into ``max_state_tokens``.
-        max_state_tokens: the policy's prompt budget in tokens (its ``max_query_length``). A longer state drops whole
-            history messages, oldest first, until it fits, so the objective, booking context, turn and latest message
-            (the head and the end of the state) are never cut. ``None``: no limit.
+        max_state_tokens: the policy's prompt budget in tokens (its ``max_query_length``). A longer state is fitted
+            (``format_state``) so that the policy's left truncation never cuts its head: the objective, persona,
+            booking context and turn always reach the policy. ``None``: no limit.
+
+    Raises:
+        ValueError: ``max_state_tokens`` without a tokenizer, or too small for the state template's own text.
     """
 
     def __init__(self, config: EnvironmentConfig, objectives: list[Objective] | None = None, worker_id: int = 0,
@@ -77,6 +83,12 @@ class BookingConversationEnvironment:
         self.tokenizer = tokenizer
         if config.state_template == "chat" and tokenizer is None:
             raise ValueError("state_template 'chat' needs a tokenizer with a chat template")
+        if max_state_tokens is not None:
+            bare = self._render_fields({"objective": "", "context": "", "turn": config.max_conversation_length,
+                                        "max_turns": config.max_conversation_length}, [])
+            if self.count_tokens(bare) >= max_state_tokens:
+                raise ValueError(f"max_state_tokens {max_state_tokens} cannot hold the state template's own text "
+                                 f"({self.count_tokens(bare)} tokens); raise model.max_query_length")
         template = ensure_database(config.db_path, seed=config.db_seed)
         self.database = EpisodeDatabase(template, config.workdir, worker_id=worker_id)
         self.tools = make_tool_client(config.agent.transport, self.database.path)
@@ -204,52 +216,94 @@ class BookingConversationEnvironment:
     def format_state(self, state: ConversationState | None = None) -> str:
         """The complete Markovian state string: objective, booking context, turn, recent history and the prompt.
 
-        At most ``history_window`` recent messages; with ``max_state_tokens``, old messages are dropped (oldest first)
-        until the state fits, and a latest message that alone would not fit is shortened in its middle.
+        At most ``history_window`` recent messages. With ``max_state_tokens`` the state is fitted to the budget so
+        that the policy's left truncation (``agents.auto_user.generation.encode_query``) never reaches its head
+        (the objective, persona, booking context and turn lines). In this order, each step only if still too long:
+
+        1. whole history messages are dropped, oldest first, down to the latest one;
+        2. the latest message is shortened in its middle (marked ``CLIP_MARKER``), its start and end kept;
+        3. last resort, when the fixed part alone is over budget (an enormous objective text): the objective text
+           is shortened in its middle, its line kept, leaving a quarter of the budget to the latest message.
         """
         state = state or self.state
         recent = list(state.history[-self.config.history_window:])
         text = self._render(state, recent)
-        if self.max_state_tokens is None:
+        budget = self.max_state_tokens
+        if budget is None or self.count_tokens(text) <= budget:
             return text
-        while len(recent) > 1 and self.count_tokens(text) > self.max_state_tokens:
+        while len(recent) > 1:
             recent.pop(0)
             text = self._render(state, recent)
-        if recent and self.count_tokens(text) > self.max_state_tokens:
-            text = self._fit_latest_message(state, recent[-1])
-        return text
+            if self.count_tokens(text) <= budget:
+                return text
+        latest = recent[-1] if recent else None
+        empty = [Message(latest.role, "")] if latest else []  # the fixed part: every line but the message's text
+        objective = state.objective.text
+        if self.count_tokens(self._render(state, empty)) > budget:
+            def shell(clipped: str) -> str:
+                return self._render(state, empty, clipped)
+
+            room = budget // 4 if latest and latest.text else 0
+            # None: not even the bare objective line fits beside the room, so the message gets none.
+            objective = self._longest_fitting(objective, shell, budget - room)
+            if objective is None:
+                objective = self._longest_fitting(state.objective.text, shell, budget) or ""
+        if latest is None:
+            return self._render(state, [], objective)
+        fitted = self._longest_fitting(
+            latest.text, lambda clipped: self._render(state, [Message(latest.role, clipped)], objective), budget)
+        return self._render(state, [Message(latest.role, fitted or "")], objective)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` as the policy encodes a state (no special tokens added)."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def state_is_complete(self, text: str) -> bool:
-        """The state holds the objective, the latest message and the turn, and fits the policy's token budget."""
-        fits = self.max_state_tokens is None or self.count_tokens(text) <= self.max_state_tokens
-        return fits and state_is_complete(self.state, text)
+    def policy_view(self, text: str) -> str:
+        """What the policy receives of the state string ``text``: all of it when it fits ``max_state_tokens``,
+        otherwise the decoded tokens that the policy's left truncation (``encode_query``) keeps."""
+        if self.max_state_tokens is None or self.count_tokens(text) <= self.max_state_tokens:
+            return text
+        # Imported here: it loads torch and transformers, which only an environment with a policy tokenizer needs.
+        from agents.auto_user.generation import encode_query
 
-    def _fit_latest_message(self, state: ConversationState, latest: Message) -> str:
-        """The state with only the latest message, shortened in its middle to the longest length that fits."""
-        low, high = 0, len(latest.text)
-        best = self._render(state, [Message(latest.role, "")])
+        return self.tokenizer.decode(encode_query(self.tokenizer, text, self.max_state_tokens),
+                                     skip_special_tokens=False)
+
+    def state_is_complete(self, text: str) -> bool:
+        """Whether the policy's view of ``text`` (after its left truncation to ``max_state_tokens``) holds the whole
+        objective, the persona, the start of the latest message and the turn (where the template shows one)."""
+        template = self.config.plain_template if self.config.state_template == "plain" else self.config.system_template
+        return state_is_complete(self.state, self.policy_view(text), shows_turn="{turn}" in template)
+
+    def _longest_fitting(self, text: str, render: Callable[[str], str], limit: int) -> str | None:
+        """The longest middle-shortened form of ``text`` whose ``render`` fits ``limit`` tokens (None: not even "").
+
+        Binary search on the kept length: tokens grow with the characters kept, so ~log2(len(text)) renders.
+        """
+        best: str | None = None
+        low, high = 0, len(text)
         while low <= high:
             keep = (low + high) // 2
-            text = self._render(state, [Message(latest.role, _clip_middle(latest.text, keep))])
-            if self.count_tokens(text) <= self.max_state_tokens:
-                best, low = text, keep + 1
+            clipped = _clip_middle(text, keep)
+            if self.count_tokens(render(clipped)) <= limit:
+                best, low = clipped, keep + 1
             else:
                 high = keep - 1
         return best
 
-    def _render(self, state: ConversationState, recent: list[Message]) -> str:
+    def _render(self, state: ConversationState, recent: list[Message], objective_text: str | None = None) -> str:
         context = state.booking_context
         parts = [context[key] for key in ("search", "booking") if key in context]
         if "booking_status" in context:
             parts.append(f"status {context['booking_status']} (code {context['booking_code']})")
         context_text = "; ".join(parts) if parts else "nothing searched or booked yet"
-        objective = state.objective.text + (f"\nPersona: {state.persona.line}" if state.persona else "")
+        objective = state.objective.text if objective_text is None else objective_text
+        objective += f"\nPersona: {state.persona.line}" if state.persona else ""
         fields = {"objective": objective, "context": context_text, "turn": state.turn + 1,
                   "max_turns": self.config.max_conversation_length}
+        return self._render_fields(fields, recent)
+
+    def _render_fields(self, fields: dict[str, Any], recent: list[Message]) -> str:
         if self.config.state_template == "chat":
             messages = [{"role": "system", "content": self.config.system_template.format(**fields)}]
             messages += [{"role": "assistant" if m.role == "user" else "user", "content": m.text} for m in recent]
@@ -277,19 +331,22 @@ def _airport_lookup_for(path: Path) -> dict[str, str]:
     return _AIRPORT_CACHE[key]
 
 
-def state_is_complete(state: ConversationState, text: str) -> bool:
-    """Whether a state string carries the objective (and persona), the start of the latest history message and the turn
-    number."""
+def state_is_complete(state: ConversationState, text: str, shows_turn: bool = True) -> bool:
+    """Whether a state string carries the objective (and persona), the start of the latest history message and (when
+    its template ``shows_turn``) the turn number."""
     latest = state.history[-1].text if state.history else ""
     persona = state.persona.line if state.persona else ""
     return (state.objective.text in text and persona in text and latest[:100] in text
-            and f"Turn: {state.turn + 1}" in text)
+            and (not shows_turn or f"Turn: {state.turn + 1}" in text))
 
 
 def _clip_middle(text: str, length: int) -> str:
-    """``text`` cut to about ``length`` characters by replacing its middle with " ... "."""
+    """``text`` cut to about ``length`` characters by replacing its middle with ``CLIP_MARKER``; the start (two
+    thirds) and the end survive, so a reader sees both what the message opened with and what it asked last."""
     if len(text) <= length:
         return text
-    head = max(0, length - length // 3)
-    tail = max(0, length - head)
-    return text[:head] + " ... " + (text[-tail:] if tail else "")
+    if length <= 0:
+        return ""
+    head = length - length // 3
+    tail = length - head
+    return text[:head] + CLIP_MARKER + (text[-tail:] if tail else "")
