@@ -8,8 +8,10 @@ Objective kinds: "feasible", "multi_passenger", "budget", "infeasible".
 from __future__ import annotations
 
 import json
+import math
 import random
-from dataclasses import asdict, dataclass, fields
+import re
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,15 @@ from typing import TYPE_CHECKING, Any
 from datasets import Dataset
 
 from database.catalog import RouteCatalog
+from database.flight_db import (
+    CABINS,
+    MAX_PASSENGERS,
+    BookingError,
+    _one_line,
+    validate_date,
+    validate_passenger_name,
+    validate_passengers,
+)
 
 if TYPE_CHECKING:
     from environment.config import EnvironmentConfig
@@ -159,17 +170,144 @@ def split_objectives(dataset: Dataset, eval_fraction: float = 0.2, seed: int = 0
     return parts["train"], parts["test"]
 
 
+OBJECTIVE_KINDS = ("feasible", "multi_passenger", "budget", "infeasible")
+MAX_OBJECTIVE_TEXT_CHARS = 4000  # a generated text is ~250; a longer one would swamp the policy's state
+MAX_FIELD_CHARS = 100  # objective ids and city names
+MAX_FLEXIBLE_DAYS = 30
+_IATA_CODE = re.compile(r"^[A-Z]{3}$")
+
+
+class ObjectivesFileError(ValueError):
+    """A user-supplied objectives file that cannot be used; one line, ``path:line: field: problem (got value)``."""
+
+
 def load_objectives_jsonl(path: str | Path) -> list[Objective]:
-    """User-supplied objectives, one JSON object per line (fields of :class:`Objective`; ``text`` optional)."""
+    """User-supplied objectives, one JSON object per line (fields of :class:`Objective`; ``text`` optional).
+
+    Every field is checked (type, range, known cabin and kind, ISO date, ...) as the file is read, and a UTF-8
+    byte-order mark is accepted; blank lines are skipped.
+
+    Raises:
+        ObjectivesFileError: one line naming the file, the line and the field: a missing file, a directory, a file
+            that is not UTF-8 text, a line that is not a JSON object, a bad field, or a file with no objectives.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ObjectivesFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise ObjectivesFileError(f"{path}: is a directory, not a JSONL file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ObjectivesFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if b"\0" in raw:
+        line = raw[:raw.index(b"\0")].count(b"\n") + 1
+        raise ObjectivesFileError(f"{path}:{line}: not a text file (holds a NUL byte)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ObjectivesFileError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
     objectives = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    # Split on newlines only: str.splitlines would also split inside a JSON string holding U+2028 and the like.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            objectives.append(Objective.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}:{number}: invalid objective ({exc})") from None
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ObjectivesFileError(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+        except RecursionError:
+            raise ObjectivesFileError(f"{path}:{number}: not valid JSON (nested too deeply)") from None
+        if not isinstance(record, dict):
+            raise ObjectivesFileError(f"{path}:{number}: expected a JSON object of objective fields, got "
+                                      f"{type(record).__name__} {_one_line(record)}")
+        try:
+            objectives.append(Objective.from_dict(check_objective_record(record)))
+        except ValueError as exc:
+            raise ObjectivesFileError(f"{path}:{number}: {exc}") from None
+    if not objectives:
+        raise ObjectivesFileError(f"{path}: holds no objectives (one JSON object per line)")
     return objectives
+
+
+def check_objective_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with ``objective_id`` as a string, after checking every field of :class:`Objective`.
+
+    Raises:
+        ValueError: ``field: problem (got value)``.
+    """
+    known = {f.name: f for f in fields(Objective)}
+    for name in record:
+        if name not in known:
+            raise ValueError(f"{_one_line(name)}: unknown objective field (known: {', '.join(known)})")
+    for name, field in known.items():
+        if name not in record and field.default is MISSING:
+            raise ValueError(f"{name}: missing (a required objective field)")
+    checked = dict(record)
+    for name, value in record.items():
+        problem = _field_problem(name, value)
+        if problem:
+            raise ValueError(f"{name}: {problem} (got {_one_line(value)})")
+    checked["objective_id"] = str(record["objective_id"])
+    return checked
+
+
+def _field_problem(name: str, value: Any) -> str | None:
+    """What is wrong with one objective field's value, or None."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if name == "objective_id":
+        if not (isinstance(value, str) or is_int(value)) or not str(value).strip():
+            return "expected a non-empty string or an integer"
+        return None if len(str(value)) <= MAX_FIELD_CHARS else f"longer than {MAX_FIELD_CHARS} characters"
+    if name in ("origin", "destination"):
+        return None if isinstance(value, str) and _IATA_CODE.match(value) else "expected a 3-letter IATA code"
+    if name in ("origin_city", "destination_city"):
+        if not isinstance(value, str) or not value.strip():
+            return "expected a non-empty string"
+        return None if len(value) <= MAX_FIELD_CHARS else f"longer than {MAX_FIELD_CHARS} characters"
+    if name == "date":
+        try:
+            return None if isinstance(value, str) and validate_date(value) == value else "expected a date, YYYY-MM-DD"
+        except BookingError as exc:
+            return "expected a real calendar date" if "calendar" in str(exc) else "expected a date, YYYY-MM-DD"
+    if name == "cabin":
+        return None if value in CABINS else f"expected one of {', '.join(CABINS)}"
+    if name == "passengers":
+        try:
+            validate_passengers(value)
+        except BookingError:
+            return f"expected an integer from 1 to {MAX_PASSENGERS}"
+        return None
+    if name == "passenger_name":
+        if not isinstance(value, str):
+            return "expected a string"
+        try:
+            validate_passenger_name(value)
+        except BookingError as exc:  # the booking tool would refuse it too
+            return str(exc)
+        return None
+    if name == "kind":
+        return None if value in OBJECTIVE_KINDS else f"expected one of {', '.join(OBJECTIVE_KINDS)}"
+    if name == "feasible":
+        return None if isinstance(value, bool) else "expected true or false"
+    if name == "budget":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            return "expected a positive number or null"
+        return None
+    if name == "flexible_days":
+        return None if is_int(value) and 0 <= value <= MAX_FLEXIBLE_DAYS else \
+            f"expected an integer from 0 to {MAX_FLEXIBLE_DAYS}"
+    if name == "text":
+        if not isinstance(value, str):
+            return "expected a string"
+        return None if len(value) <= MAX_OBJECTIVE_TEXT_CHARS else \
+            f"longer than {MAX_OBJECTIVE_TEXT_CHARS} characters ({len(value)})"
+    return None
 
 
 def load_objectives(config: EnvironmentConfig, eval_objectives_file: str | None = None) -> tuple[list[Objective],

@@ -398,7 +398,7 @@ def _read_yaml_mapping(path: Path) -> dict:
 
 
 def _check_files(config: TrainingConfig) -> None:
-    from environment.objectives import load_objectives_jsonl
+    from environment.objectives import ObjectivesFileError, load_objectives_jsonl
 
     if config.model.init_from is not None and not Path(config.model.init_from).is_dir():
         raise ConfigError(f"model.init_from: no such directory {config.model.init_from}")
@@ -421,14 +421,10 @@ def _check_files(config: TrainingConfig) -> None:
                        ("evaluation.eval_objectives_file", config.evaluation.eval_objectives_file)):
         if value is None:
             continue
-        try:
-            objectives = load_objectives_jsonl(value)
-        except UnicodeDecodeError:
-            raise ConfigError(f"{key}: {value} is not a text file") from None
-        except ValueError as exc:
-            raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
-        if not objectives:
-            raise ConfigError(f"{key}: {value} holds no objectives (one JSON object per line)")
+        try:  # every field of every line, so a bad objective stops the run here rather than mid-training
+            load_objectives_jsonl(value)
+        except ObjectivesFileError as exc:  # one line: path:line: field: problem (got value)
+            raise ConfigError(f"{key}: {exc}") from None
     for key, value in (("logging.output_dir", config.logging.output_dir),
                        ("logging.tensorboard_dir", config.logging.tensorboard_dir),
                        ("environment.workdir", config.environment.workdir),
