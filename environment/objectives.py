@@ -171,7 +171,7 @@ def split_objectives(dataset: Dataset, eval_fraction: float = 0.2, seed: int = 0
 
 
 OBJECTIVE_KINDS = ("feasible", "multi_passenger", "budget", "infeasible")
-MAX_OBJECTIVE_TEXT_CHARS = 4000  # a generated text is ~250; a longer one would swamp the policy's state
+MAX_OBJECTIVE_TEXT_CHARS = 4000  # generated texts are under 200; a longer one would swamp the policy's state
 MAX_FIELD_CHARS = 100  # objective ids and city names
 MAX_FLEXIBLE_DAYS = 30
 _IATA_CODE = re.compile(r"^[A-Z]{3}$")
