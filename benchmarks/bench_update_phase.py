@@ -20,7 +20,6 @@ import asyncio
 import dataclasses
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,12 +31,10 @@ from agents.booking import BookingAgentConfig
 from database.build import build_database
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import Objective, generate_objectives
+from environment.scripted_users import happy_path
 from training.config import load_config
 from training.ppo import PPOTrainer
 from training.ppo.precision import autocast_dtype, resolve_precision
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_env import happy_path  # noqa: E402  (the benchmarks' shared scripted traveller)
 
 ROOT = Path(__file__).resolve().parents[1]
 
