@@ -9,14 +9,15 @@ and SHA-256 (JSON ``{"format": 1, "files": {name: {"size": n, "sha256": hex}}}``
 bytes present: a deleted, truncated or bit-flipped file fails ``verify_manifest``. Older checkpoints wrote only the
 epoch number there; those pass when their required files are present.
 
-Weights that load but hold NaN or inf (a flipped exponent bit) are caught by ``check_finite`` right after loading,
-before anything is sampled.
+Weights that load but hold NaN, inf or an absurd magnitude (a flipped exponent bit) are caught by ``check_finite``
+right after loading, before anything is sampled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -187,10 +188,21 @@ def check_model_dir(directory: Path) -> dict[str, Any] | None:
     return meta
 
 
+# No trained weight comes near this; a flipped high exponent bit multiplies a weight by 2**64 or 2**128, which
+# loads as a finite number and then overflows the activations (NaN probabilities at the first sample).
+MAX_WEIGHT_MAGNITUDE = 1e6
+
+
 def check_finite(model: torch.nn.Module, directory: Path | str) -> None:
-    """Raise ModelFileError when a loaded weight holds NaN or inf (a corrupted file), naming the tensor."""
+    """Raise ModelFileError when a loaded weight holds NaN, inf or a magnitude above ``MAX_WEIGHT_MAGNITUDE`` (a
+    corrupted file), naming the tensor."""
     for name, tensor in model.named_parameters():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            source = (ADAPTER_WEIGHTS_NAME if "lora_" in name else VALUE_HEAD_NAME if name.startswith("value_head.")
-                      else "the weight files")
-            raise ModelFileError(f"{directory}: weight {name} holds NaN or inf (corrupted {source})")
+        if not tensor.is_floating_point():
+            continue
+        largest = float(tensor.detach().abs().max()) if tensor.numel() else 0.0
+        if math.isfinite(largest) and largest <= MAX_WEIGHT_MAGNITUDE:
+            continue
+        source = (ADAPTER_WEIGHTS_NAME if "lora_" in name else VALUE_HEAD_NAME if name.startswith("value_head.")
+                  else "the weight files")
+        what = "NaN or inf" if not math.isfinite(largest) else f"{largest:.3g}, far beyond any trained weight"
+        raise ModelFileError(f"{directory}: weight {name} holds {what} (corrupted {source})")
