@@ -6,8 +6,11 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import random
+import shutil
 import signal
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +22,13 @@ from accelerate.utils import set_seed
 
 from agents.auto_user.model_files import ModelFileError
 from agents.auto_user.models import resolve_model
+from agents.auto_user.precision import autocast_dtype, resolve_precision, resolve_sampling
+from database.episode import WORKDIR_PREFIX, remove_stale_working_copies
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import load_objectives
 from training import checkpoint as ckpt
 from training.buffers import DualReplayBuffer, TurnSample
-from training.config import TrainingConfig, save_config
+from training.config import ConfigError, TrainingConfig, save_config
 from training.credit import turn_scores
 from training.findings import (
     FINDINGS_JSONL,
@@ -33,10 +38,15 @@ from training.findings import (
     read_findings,
     write_findings_report,
 )
-from training.metrics import episode_metrics, hallucination_kind_counts, sample_conversations
+from training.metrics import (
+    METRICS_FILE,
+    episode_metrics,
+    hallucination_kind_counts,
+    record_epoch_metrics,
+    sample_conversations,
+)
 from training.novelty import AttackArchive, novelty_bonus
 from training.ppo import PolicyWithValueHead, PPOTrainer
-from training.ppo.precision import autocast_dtype, resolve_precision, resolve_sampling
 from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
 
 logger = logging.getLogger("auto_user.train")
@@ -49,7 +59,7 @@ def next_epoch_fits(elapsed_seconds: float, epochs_done: int, budget_seconds: fl
 
 
 class Interrupted(Exception):
-    """Raised inside rollout collection after SIGINT, to stop at a safe point."""
+    """Raised inside rollout collection after SIGINT or SIGTERM, to stop at a safe point."""
 
 
 class AgentBackendDown(RuntimeError):
@@ -83,15 +93,38 @@ def to_samples(record: EpisodeRecord, turn_gamma: float) -> list[TurnSample]:
 
 
 class TrainingRun:
-    """Everything one training process holds; ``run()`` executes the epochs."""
+    """Everything one training process holds; ``run()`` executes the epochs.
 
-    def __init__(self, config: TrainingConfig, resume: str | None = None, debug: bool = False):
+    The main process holds the output directory's lock (``checkpoint.claim_output_dir``) from construction until
+    ``close()``; ``overwrite`` lets a fresh run replace an earlier run's outputs there instead of refusing.
+    """
+
+    def __init__(self, config: TrainingConfig, resume: str | None = None, debug: bool = False,
+                 overwrite: bool = False):
         self.config, self.debug = config, debug
+        if not config.logging.output_dir.strip():  # Path("") is the current directory: checkpoints would land there
+            raise ConfigError(f"logging.output_dir: must name a directory, got {config.logging.output_dir!r}")
         cuda = torch.cuda.is_available() and not config.hardware.cpu
         self.accelerator = Accelerator(cpu=not cuda)  # mixed precision: the policy's own bf16 autocast (below)
         self.is_main = self.accelerator.is_main_process
         self.output_dir = Path(config.logging.output_dir)
+        self.lock, self.workdir, self.envs, self.loop, self.writer = None, None, [], None, None
+        self.stop_signal: int | None = None  # the signal that stopped the run at a safe point
+        lock_note = None
+        if self.is_main:  # before anything is written there
+            self.lock, lock_note = ckpt.claim_output_dir(self.output_dir, resume=bool(resume), overwrite=overwrite,
+                                                         tensorboard_dir=Path(config.logging.tensorboard_dir))
+        try:
+            self._build(resume, lock_note)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, resume: str | None, lock_note: str | None) -> None:
+        config, debug = self.config, self.debug
         self.log_path = setup_logging(self.output_dir, self.is_main, debug)
+        if lock_note:
+            logger.warning("%s", lock_note)
         if config.hardware.num_threads:
             torch.set_num_threads(config.hardware.num_threads)
         # A checkpoint that cannot be resumed is reported before any model loads.
@@ -102,6 +135,11 @@ class TrainingRun:
             self.accelerator.wait_for_everyone()
             resume_dir = ckpt.resolve_resume(resume, self.output_dir)
             resume_state = ckpt.read_resume_state(resume_dir)
+            if self.is_main:
+                copied = ckpt.carry_run_history(resume_dir, self.output_dir, resume_state["state"]["epoch"])
+                if copied:
+                    logger.info("carried %s over from %s", " and ".join(copied), resume_dir.parent)
+            self.accelerator.wait_for_everyone()  # every process reads the carried findings below
         model_path = resolve_model(config.model.base_model, config.model.model_cache_dir)
         logger.info("policy base model: %s -> %s", config.model.base_model, model_path)
         self.model_config = dataclasses.replace(config.model, base_model=model_path)
@@ -131,7 +169,16 @@ class TrainingRun:
         self.eval_objectives = held_out[: config.evaluation.eval_objectives]
         self.comparison_objectives = held_out[: config.evaluation.final_comparison]
         base_worker = self.accelerator.process_index * config.ppo.num_envs
-        self.envs = [BookingConversationEnvironment(config.environment, worker_id=base_worker + i,
+        self.loop = asyncio.new_event_loop()  # one loop for the run: MCP tool clients live in it
+        environment = config.environment
+        if environment.workdir is not None:
+            # Working copies go in a directory of this process inside the configured one: episode-N.db files
+            # already there (a user's, or another run's in use) are never overwritten. Those of killed runs go.
+            remove_stale_working_copies(environment.workdir)
+            Path(environment.workdir).mkdir(parents=True, exist_ok=True)
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=environment.workdir))
+            environment = dataclasses.replace(environment, workdir=str(self.workdir))
+        self.envs = [BookingConversationEnvironment(environment, worker_id=base_worker + i,
                                                     tokenizer=self.trainer.tokenizer,
                                                     max_state_tokens=config.model.max_query_length)
                      for i in range(config.ppo.num_envs)]
@@ -147,12 +194,10 @@ class TrainingRun:
             self.archive.add([(f["kind"], f["trigger_message"]) for f in read_findings(self.output_dir /
                                                                                        FINDINGS_JSONL)
                               if f["epoch"] < self.start_epoch])
-        self.writer = None
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(config.logging.tensorboard_dir)
-        self.loop = asyncio.new_event_loop()  # one loop for the run: MCP tool clients live in it
         self.stop_requested = False
 
     def _generate(self, prompts: list[str], reference: bool = False):
@@ -160,10 +205,15 @@ class TrainingRun:
             raise Interrupted()
         return self.trainer.generate(prompts, reference=reference)
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        logger.warning("SIGINT: stopping at the next safe point and saving a checkpoint (again to abort)")
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        """SIGINT (Ctrl-C) and SIGTERM (what schedulers and ``docker stop`` send): stop at the next safe point and
+        save a checkpoint. A second one aborts at once (SIGINT raises KeyboardInterrupt; SIGTERM kills)."""
+        name = signal.Signals(signum).name
+        logger.warning("%s: stopping at the next safe point and saving a checkpoint (again to abort)", name)
         self.stop_requested = True
+        self.stop_signal = self.stop_signal or signum
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     # -- one epoch ---------------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, Any]:
@@ -279,7 +329,8 @@ class TrainingRun:
                                                                            default=float))
         (self.output_dir / "final_evaluation.md").write_text(markdown(reports, command))
         table = final_table(reports)
-        logger.info("base vs trained on %d held-out objectives:\n%s", len(plan), table)
+        logger.info("base vs trained on %d held-out objectives: the table below and in %s", len(plan),
+                    self.output_dir / "final_evaluation.md")
         print(f"\nBase vs trained, {len(plan)} held-out objectives (full report: "
               f"{self.output_dir / 'final_evaluation.md'}):\n{table}", flush=True)
         if self.writer is not None:
@@ -290,7 +341,8 @@ class TrainingRun:
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> Path:
         cfg = self.config
-        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
         logger.info("training %d epoch(s) from epoch %d on %d process(es) (%s); output in %s", cfg.ppo.max_epochs,
                     self.start_epoch, self.accelerator.num_processes, self.accelerator.device, self.output_dir)
         started = time.monotonic()
@@ -381,14 +433,11 @@ class TrainingRun:
             logger.info("sample conversation %d of epoch %d:\n%s", index + 1, epoch, text)
             self.writer.add_text(f"sample_conversations/{index + 1}", text.replace("\n", "  \n"), epoch)
         self.writer.flush()
-        path = self.output_dir / "training_metrics.json"
-        history = json.loads(path.read_text()) if path.exists() else []
-        history = [h for h in history if h["epoch"] < epoch] + [metrics]  # a resumed run replaces later records
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(history, indent=1, default=float))
-        tmp.replace(path)
+        record_epoch_metrics(self.output_dir / METRICS_FILE, metrics)
 
     def _plot(self) -> None:
+        if not (self.output_dir / METRICS_FILE).exists():  # resumed after the last epoch from a run without one
+            return
         try:
             from training.plot_metrics import plot_training_metrics
 
@@ -397,11 +446,17 @@ class TrainingRun:
             pass
 
     def close(self) -> None:
-        for env in self.envs:
-            self.loop.run_until_complete(env.aclose())
-        self.loop.close()
+        """Close the environments and the writer, remove the working copies, release the output directory."""
+        if self.loop is not None:
+            for env in self.envs:
+                self.loop.run_until_complete(env.aclose())
+            self.loop.close()
         if self.writer is not None:
             self.writer.close()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.lock is not None:
+            self.lock.release()
         # Under `accelerate launch`, tear the process group down here rather than at interpreter exit: a gloo group
         # left to the exit's destructors aborted a process that had finished ("terminate called without an active
         # exception", exit code -6) while the other was still saving. A no-op in a single process.

@@ -1,13 +1,68 @@
-"""Episode metrics shared by training logs and the evaluation report."""
+"""Episode metrics shared by training logs and the evaluation report, and the run's metrics file.
+
+``training_metrics.json`` (a list of per-epoch records, oldest first) is rewritten whole after every epoch, into a
+temporary file that replaces the old one only once it is complete: a full disk or a kill midway leaves the previous
+file as it was and no temporary file behind.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from environment.rewards import is_role_confused, words
 from training.rollout import EpisodeRecord
+
+METRICS_FILE = "training_metrics.json"
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is out: a short write is legal (and is how a nearly full disk starts)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once: written to a temporary file beside it, synced, then renamed.
+
+    Raises:
+        OSError: the write failed (e.g. ``ENOSPC``), with ``filename`` set; ``path`` is unchanged and the temporary
+            file is removed.
+    """
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp's 0600 would hide it from others
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            _write_fully(fd, text.encode("utf-8"))
+            os.fsync(fd)  # a crash after the rename must not leave an empty file in place of the old one
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # os.write names no file; the caller reports this one
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+
+
+def read_metrics_history(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch records of ``training_metrics.json`` (empty when there is none)."""
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def record_epoch_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    """Add one epoch's record to ``training_metrics.json``, replacing records of that epoch and later (left there by
+    the run a resumed run continues). Atomic: see ``write_text_atomic``."""
+    history = [h for h in read_metrics_history(path) if h["epoch"] < metrics["epoch"]] + [metrics]
+    write_text_atomic(path, json.dumps(history, indent=1, default=float))
 
 
 def _mean(values: Sequence[float]) -> float:
