@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 from agents.auto_user.models import SMOLLM2_ALIAS, resolve_model
+from agents.auto_user.precision import autocast_dtype, resolve_precision
 from agents.auto_user.tiny_models import TINY_CORPUS, build_gpt2_small_shape, build_tiny_model
 from training.ppo import ModelConfig, PPOConfig, PPOTrainer
-from training.ppo.precision import autocast_dtype, resolve_precision
 
 
 def _peak_rss_mb() -> float:

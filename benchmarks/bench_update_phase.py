@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from agents.auto_user.models import resolve_model
+from agents.auto_user.precision import autocast_dtype, resolve_precision
 from agents.booking import BookingAgentConfig
 from database.build import build_database
 from environment.conversation import BookingConversationEnvironment
@@ -34,7 +35,6 @@ from environment.objectives import Objective, generate_objectives
 from environment.scripted_users import happy_path
 from training.config import load_config
 from training.ppo import PPOTrainer
-from training.ppo.precision import autocast_dtype, resolve_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 

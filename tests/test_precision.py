@@ -1,11 +1,11 @@
-"""Which precision the update and the rollouts' sampling run in (training/ppo/precision)."""
+"""Which precision the update and the rollouts' sampling run in (agents/auto_user/precision)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from training.ppo.precision import resolve_precision, resolve_sampling
+from agents.auto_user.precision import resolve_precision, resolve_sampling
 
 CPU = torch.device("cpu")
 WITH_BF16 = "processor : 0\nflags : fpu sse2 avx512f avx512_bf16 amx_tile\n"

@@ -213,7 +213,7 @@ class HardwareConfig:
         sampling: what the rollouts sample from. "merged_bf16" / "merged_float32": a copy of the policy with the
             LoRA adapter folded into its weights (no adapter layers to run), in that precision, re-made after each
             update; "adapter": the training model itself (float32, adapter layers); "auto": a merged copy in the
-            precision measured fastest where ``mixed_precision`` resolves to bf16 (training/ppo/precision) and in
+            precision measured fastest where ``mixed_precision`` resolves to bf16 (agents/auto_user/precision) and in
             float32 elsewhere; the training model when the base is 4-bit (it cannot be merged exactly).
         cpu: force CPU even when CUDA is available.
         num_threads: torch intra-op threads (0: torch's default).

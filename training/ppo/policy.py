@@ -115,7 +115,7 @@ class PolicyWithValueHead(nn.Module):
         self.model_config = model_config
         self.tokenizer = tokenizer
         self.is_peft = hasattr(pretrained_model, "disable_adapter")
-        # bf16 autocast of the language model's training/scoring passes (None: float32); see training/ppo/precision.
+        # bf16 autocast of the language model's training/scoring passes (None: float32); see agents/auto_user/precision.
         self.autocast_dtype: torch.dtype | None = None
         hidden = pretrained_model.config.get_text_config().hidden_size
         self.value_head = nn.Linear(hidden, 1, dtype=torch.float32)
@@ -242,7 +242,7 @@ class PolicyWithValueHead(nn.Module):
         return model.to(dtype).eval().requires_grad_(False)
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        """bf16 autocast for the language model's passes when ``autocast_dtype`` is set (see training/ppo/precision)."""
+        """bf16 autocast for the language model's passes when ``autocast_dtype`` is set (see agents/auto_user/precision)."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+#: ``hardware.sampling`` / ``AutoUserConfig.sampling``: what rollouts and evaluations sample from.
+SAMPLING_CHOICES = ("auto", "merged_bf16", "merged_float32", "adapter")
 
 
 def cpu_bf16_flags(cpuinfo: str | None = None) -> list[str]:
