@@ -98,6 +98,22 @@ def test_run_ends_with_a_base_vs_trained_table(trained: Path) -> None:
     assert "final_comparison/text_summary" in accumulator.Tags()["tensors"]
 
 
+def test_evaluate_py_replays_the_end_of_run_comparison(trained: Path, template_db: Path, model_cache: Path) -> None:
+    """One evaluation path: `evaluate.py --compare base final_model` on the comparison's held-out objectives plays
+    exactly the conversations the training run's end-of-run comparison played (same sampler, same seeds)."""
+    from training.config import load_config
+    from training.evaluate import evaluate_model, evaluation_objectives
+
+    config = load_config(trained / "training_config.yaml")
+    final = json.loads((trained / "final_evaluation.json").read_text())["reports"]
+    objectives = evaluation_objectives(config, episodes=2, seeds=1, objectives_file=None)
+    for name, model in (("base", "base"), ("trained", str(trained / "final_model"))):
+        report, records = evaluate_model(model, config, episodes=2, seeds=1, objectives=objectives)
+        assert report["sample_conversations"] == final[name]["sample_conversations"], name
+        for key in ("success_rate", "reward_mean", "distinct_1", "distinct_2", "mean_turns"):
+            assert report[key] == final[name][key], (name, key)
+
+
 def test_tensorboard_events_read_back(trained: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

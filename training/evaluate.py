@@ -14,93 +14,26 @@ In adversarial mode every exposed hallucination is also written to ``findings.js
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from environment.personas import ATTACK_MOVES
-from environment.rewards import is_repetition
+from training.evaluation import SCRIPTED, load_auto_user, markdown, run_evaluation
 from training.findings import FINDINGS_JSONL, append_findings, findings_from, write_findings_report
-from training.metrics import distinct_n, episode_metrics, hallucination_kind_counts
 from training.rollout import EpisodeRecord
-
-HEADLINE = ["success_rate", "hallucination_rate", "hallucinations_per_episode", "reward_mean",
-            "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",
-            "distinct_1", "distinct_2", "pass^1", "pass^k"]
-FUZZING = ["kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages", "turns_to_first_exposure",
-           "attack_rate", "exposure_rate_when_attacking"]
-SCRIPTED = "scripted"
+from training.seeds import evaluation_plan
 
 
-def fuzzing_metrics(records: list[EpisodeRecord]) -> dict[str, Any]:
-    """How well the episodes fuzz the agent: kinds exposed (of the agent's four), the diversity of the exposing
-    attacks (distinct-2 of the triggering user turns; distinct first user turns of exposing episodes) and the
-    user turns until the first exposure; how often the user made an attack move at all (pressure, discount, flight
-    number, change of mind: ``environment.personas.attack_moves``) and how often an attacking episode exposed one."""
-    findings = findings_from(records)
-    exposing = [r for r in records if r.hallucinated]
-    moves = [{move for turn in r.info["attack_moves"] for move in turn} for r in records]
-    attacking = [r for r, made in zip(records, moves, strict=True) if made]
-    firsts = [min(r.info["hallucination_turns"]) for r in exposing]
-    return {
-        "kinds_exposed": len({f["counts_as"] for f in findings}),
-        "exposing_distinct_2": distinct_n([f["trigger_message"] for f in findings if f["trigger_message"]], 2),
-        "distinct_exposing_first_messages": len({r.user_messages[0] for r in exposing if r.user_messages}),
-        "turns_to_first_exposure": sum(firsts) / len(firsts) if firsts else math.nan,
-        "attack_rate": len(attacking) / len(records) if records else math.nan,
-        "exposure_rate_when_attacking": (sum(r.hallucinated for r in attacking) / len(attacking) if attacking
-                                         else math.nan),
-        "attack_moves": {move: sum(move in made for made in moves) for move in ATTACK_MOVES},
-    }
-
-
-def summarize(records: list[EpisodeRecord], seeds_per_objective: int) -> dict[str, Any]:
-    """Every report metric for one model's episodes."""
-    env = {k.removeprefix("env/"): v for k, v in episode_metrics(records).items()}
-    user_turns = [(r.user_messages[i], r.user_messages[i - 1]) for r in records for i in range(1, len(r.user_messages))]
-    firsts = [r.user_messages[0] for r in records if r.user_messages]
-    by_objective: dict[str, list[bool]] = defaultdict(list)
-    for record in records:
-        by_objective[record.objective.objective_id].append(bool(record.info["success"]))
-    complete = [runs for runs in by_objective.values() if len(runs) == seeds_per_objective]
-    by_kind: dict[str, list[EpisodeRecord]] = defaultdict(list)
-    for record in records:
-        by_kind[record.objective.kind].append(record)
-    return {
-        **env,
-        "episodes": len(records),
-        "mean_turns": env["episode_length"],
-        "repetition_rate": sum(is_repetition(a, b) for a, b in user_turns) / len(user_turns) if user_turns else 0.0,
-        "collapse_distinct_first_messages": len(set(firsts)) / len(firsts) if firsts else 0.0,
-        "pass^1": sum(sum(runs) / len(runs) for runs in complete) / len(complete) if complete else math.nan,
-        "pass^k": sum(all(runs) for runs in complete) / len(complete) if complete else math.nan,
-        "k": seeds_per_objective,
-        "hallucinations_by_kind": hallucination_kind_counts(records),
-        "by_objective_kind": {kind: {"episodes": len(rs), **{k.removeprefix("env/"): v for k, v in episode_metrics(
-            rs).items() if k in ("env/success_rate", "env/hallucination_rate", "env/reward_mean")}}
-            for kind, rs in sorted(by_kind.items())},
-        "sample_conversations": [[f"{m.role}: {m.text}" for m in r.transcript] for r in records[:3]],
-        **fuzzing_metrics(records),
-    }
-
-
-def load_auto_user(model: str, config):
-    """The ``AutoUserAgent`` for ``model`` ("base": the config's base model, else a checkpoint path), sampling as
-    the config says."""
-    from agents.auto_user import AutoUserAgent, AutoUserConfig
-
-    name = config.model.base_model if model == "base" else model
-    agent = AutoUserAgent(AutoUserConfig(
-        model_name=name, max_length=config.model.max_query_length, max_new_tokens=config.model.max_response_length,
-        temperature=config.model.temperature, top_p=config.model.top_p, top_k=config.model.top_k,
-        stop_at_newline=config.model.stop_at_newline, seed=config.seed, model_cache_dir=config.model.model_cache_dir,
-        device="cpu" if config.hardware.cpu else None))
-    agent.initialize_model()
-    return agent
+def evaluate_model(model: str, config, episodes: int, seeds: int,
+                   objectives: list) -> tuple[dict[str, Any], list[EpisodeRecord]]:
+    """Run ``episodes`` conversations with the auto-user ``model`` (or the scripted attackers) on ``objectives``,
+    ``seeds`` seeds each, through the one evaluation path (``training.evaluation``); the report and the episodes."""
+    agent = load_auto_user("base" if model == SCRIPTED else model, config)  # scripted: the same state tokenizer
+    name = SCRIPTED if model == SCRIPTED else agent.config.model_name
+    plan = evaluation_plan(objectives, seeds, episodes)
+    return run_evaluation(None if model == SCRIPTED else agent, config, plan, name, agent.tokenizer, seeds)
 
 
 def evaluation_objectives(config, episodes: int, seeds: int, objectives_file: str | None) -> list:
@@ -117,87 +50,6 @@ def evaluation_objectives(config, episodes: int, seeds: int, objectives_file: st
         raise ValueError(f"--episodes {episodes} with --seeds {seeds} needs {needed} objectives, "
                          f"only {len(objectives)} available (give fewer episodes or more seeds)")
     return objectives[:needed]
-
-
-def evaluate_model(model: str, config, episodes: int, seeds: int,
-                   objectives: list) -> tuple[dict[str, Any], list[EpisodeRecord]]:
-    """Run ``episodes`` conversations with the auto-user ``model`` (or the scripted attackers) on ``objectives``,
-    ``seeds`` seeds each; the report and the episodes."""
-    from environment.conversation import BookingConversationEnvironment
-    from environment.scripted_users import scripted_message
-    from training.rollout import RolloutCollector
-
-    agent = load_auto_user("base" if model == SCRIPTED else model, config)  # scripted: the same state tokenizer
-    name = SCRIPTED if model == SCRIPTED else agent.config.model_name
-    plan = [(objective, 50_000 + seed) for objective in objectives for seed in range(seeds)][:episodes]
-    envs = [BookingConversationEnvironment(config.environment, worker_id=100 + i, tokenizer=agent.tokenizer,
-                                           max_state_tokens=config.model.max_query_length)
-            for i in range(config.ppo.num_envs)]
-    calls = iter(range(10**9))
-    if model == SCRIPTED:
-        collector = RolloutCollector(envs, script=scripted_message)
-    else:
-        collector = RolloutCollector(envs, lambda prompts: agent.generate(prompts, seed=config.seed + next(calls)))
-    loop = asyncio.new_event_loop()
-    try:
-        records, stats = loop.run_until_complete(collector.collect(plan, description=f"evaluate {Path(name).name}"))
-        for env in envs:
-            loop.run_until_complete(env.aclose())
-    finally:
-        loop.close()
-    report = summarize(records, seeds)
-    report.update({"model": name, "mode": config.environment.reward.objective, "environment_errors": stats.errors})
-    return report, records
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def markdown(reports: dict[str, dict[str, Any]], command: str) -> str:
-    names = list(reports)
-    first = reports[names[0]]
-    lines = [f"# Auto-user evaluation ({first['mode']} mode)", "", f"Command: `{command}`", "",
-             f"{first['episodes']} episodes per model on the same held-out objectives and seeds "
-             f"(k = {first['k']} seeds per objective).", "",
-             "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    fuzzing = FUZZING if first["mode"] == "adversarial" else []
-    for key in HEADLINE + fuzzing + [k for k in first if k.startswith("reward/")]:
-        lines.append(f"| {key} | " + " | ".join(_fmt(reports[n].get(key)) for n in names) + " |")
-    kinds = sorted({kind for r in reports.values() for kind in r["hallucinations_by_kind"]})
-    for kind in kinds:
-        lines.append(f"| hallucinations: {kind} | " + " | ".join(
-            str(reports[n]["hallucinations_by_kind"].get(kind, 0)) for n in names) + " |")
-    if fuzzing:
-        for move in ATTACK_MOVES:
-            lines.append(f"| episodes with attack move: {move} | " + " | ".join(
-                str(reports[n].get("attack_moves", {}).get(move, 0)) for n in names) + " |")
-    lines += ["", "## By objective type", "", "| model | type | episodes | success | hallucination | reward |",
-              "|---|---|---|---|---|---|"]
-    for name in names:
-        for kind, row in reports[name]["by_objective_kind"].items():
-            lines.append(f"| {name} | {kind} | {row['episodes']} | {_fmt(row['success_rate'])} | "
-                         f"{_fmt(row['hallucination_rate'])} | {_fmt(row['reward_mean'])} |")
-    lines += ["", "## Sample conversations", ""]
-    for name in names:
-        for transcript in reports[name]["sample_conversations"][:1]:
-            lines += [f"**{name}**", "", "```", *transcript, "```", ""]
-    return "\n".join(lines) + "\n"
-
-
-FINAL_TABLE = [("success", "success_rate"), ("reward", "reward_mean"), ("role confusion", "role_confusion_rate"),
-               ("hallucinations / episode", "hallucinations_per_episode"), ("repetition", "repetition_rate"),
-               ("turns", "mean_turns")]
-
-
-def final_table(reports: dict[str, dict[str, Any]]) -> str:
-    """A short plain-text table of the headline metrics, one column per model."""
-    names = list(reports)
-    width = max(len(label) for label, _ in FINAL_TABLE) + 2
-    lines = ["".ljust(width) + "".join(n.rjust(10) for n in names)]
-    for label, key in FINAL_TABLE:
-        lines.append(label.ljust(width) + "".join(_fmt(reports[n].get(key)).rjust(10) for n in names))
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from agents.auto_user import AutoUserAgent
 from agents.auto_user.model_files import ModelFileError
 from agents.auto_user.models import resolve_model
 from agents.auto_user.precision import autocast_dtype, resolve_precision, resolve_sampling
@@ -30,6 +31,7 @@ from training import checkpoint as ckpt
 from training.buffers import DualReplayBuffer, TurnSample
 from training.config import ConfigError, TrainingConfig, save_config
 from training.credit import turn_scores
+from training.evaluation import auto_user_config, evaluate_auto_user, final_table, markdown
 from training.findings import (
     FINDINGS_JSONL,
     append_findings,
@@ -48,9 +50,9 @@ from training.metrics import (
 from training.novelty import AttackArchive, novelty_bonus
 from training.ppo import PolicyWithValueHead, PPOTrainer
 from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
+from training.seeds import evaluation_plan, plan_seed, process_seed
 
 logger = logging.getLogger("auto_user.train")
-COMPARISON_SEED = 20_000  # the end-of-run base-vs-trained comparison: its episode seeds and its sampling stream
 
 
 def next_epoch_fits(elapsed_seconds: float, epochs_done: int, budget_seconds: float) -> bool:
@@ -145,7 +147,7 @@ class TrainingRun:
         self.model_config = dataclasses.replace(config.model, base_model=model_path)
         # Seed right before the policy is built: LoRA initialisation draws from the global RNG, and building an
         # alias model on first use (above) consumes it too.
-        set_seed(config.seed + self.accelerator.process_index)
+        set_seed(process_seed(config.seed, self.accelerator.process_index))
         start_from = resume_dir or config.model.init_from
         if start_from and not resume_dir:
             logger.info("starting from the trained policy in %s (KL reference: its base model)", start_from)
@@ -184,7 +186,7 @@ class TrainingRun:
                      for i in range(config.ppo.num_envs)]
         self.collector = RolloutCollector(self.envs, self._generate)
         self.buffers = DualReplayBuffer(config.buffer.buffer_size, config.buffer.adversarial_ratio, config.seed)
-        self.plan_rng = random.Random(config.seed * 7919 + self.accelerator.process_index)
+        self.plan_rng = random.Random(plan_seed(config.seed, self.accelerator.process_index))
         self.start_epoch = 1
         if resume_dir:
             self.start_epoch = ckpt.apply_resume_state(resume_state, self.trainer, self.buffers, self.plan_rng) + 1
@@ -306,24 +308,35 @@ class TrainingRun:
         values = self.accelerator.reduce(values, reduction="mean")
         return dict(zip(names, values.tolist(), strict=True))
 
+    def _evaluate(self, plan: list, name: str, reference: bool, progress: bool) -> tuple[dict[str, Any], list]:
+        """The current policy (or, with ``reference``, the base model) on ``plan`` through the one evaluation path
+        (``training.evaluation``): sampled from the model rollouts sample from, as an ``AutoUserAgent`` would."""
+        with self.trainer.sampling_model(reference) as model:
+            agent = AutoUserAgent.from_model(model, self.trainer.tokenizer, auto_user_config(self.config, name),
+                                             self.accelerator.device)
+
+            def generate(prompts: list[str]) -> tuple[list, list, list[str]]:
+                if self.stop_requested:
+                    raise Interrupted()
+                return agent.generate(prompts)
+
+            return self.loop.run_until_complete(evaluate_auto_user(generate, self.config, plan, name, self.envs,
+                                                                   progress=progress))
+
     def evaluate(self) -> dict[str, float]:
-        plan = [(objective, 10_000 + i) for i, objective in enumerate(self.eval_objectives)]
+        plan = evaluation_plan(self.eval_objectives)
         logger.info("evaluating on %d held-out objectives", len(plan))
-        records, _ = self.loop.run_until_complete(self.collector.collect(plan, "evaluation", progress=self.is_main))
+        _, records = self._evaluate(plan, "evaluation", reference=False, progress=self.is_main)
         return {f"eval/{k.removeprefix('env/')}": v for k, v in self._reduce(episode_metrics(records)).items()}
 
     def compare_with_base(self) -> dict[str, dict[str, Any]]:
         """Base model (adapter disabled) vs trained policy on the same held-out objectives and seeds: print a table
-        and write ``final_evaluation.md`` / ``.json`` (``evaluation.final_comparison``)."""
-        from training.evaluate import final_table, markdown, summarize
-
-        plan = [(objective, COMPARISON_SEED + i) for i, objective in enumerate(self.comparison_objectives)]
+        and write ``final_evaluation.md`` / ``.json`` (``evaluation.final_comparison``). ``evaluate.py --compare base
+        final_model`` on these objectives plays the same conversations."""
+        plan = evaluation_plan(self.comparison_objectives)
         reports = {}
         for name, reference in (("base", True), ("trained", False)):
-            self.trainer.reseed_sampling(COMPARISON_SEED)  # base: the same in every run, whatever its seed
-            collector = RolloutCollector(self.envs, lambda prompts, r=reference: self._generate(prompts, r))
-            records, _ = self.loop.run_until_complete(collector.collect(plan, f"final comparison: {name}"))
-            reports[name] = {**summarize(records, 1), "model": name, "mode": self.config.environment.reward.objective}
+            reports[name] = self._evaluate(plan, name, reference, progress=True)[0]
         command = f"end of training run ({self.output_dir})"
         (self.output_dir / "final_evaluation.json").write_text(json.dumps({"reports": reports}, indent=1,
                                                                            default=float))

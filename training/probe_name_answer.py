@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from environment.conversation import BookingConversationEnvironment
     from environment.objectives import load_objectives
-    from training.evaluate import load_auto_user
+    from training.evaluation import load_auto_user
 
     agent = load_auto_user(args.model, config)
     _, held_out = load_objectives(config.environment, config.evaluation.eval_objectives_file)

@@ -11,9 +11,12 @@ import threading
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from agents.auto_user.generation import sample_responses, stop_token_ids
-from agents.auto_user.models import load_inference_model, resolve_model
+from agents.auto_user.models import is_quantized_policy, load_inference_model, resolve_model
+from agents.auto_user.precision import SAMPLING_CHOICES, resolve_precision, resolve_sampling
 
 
 @dataclass
@@ -32,6 +35,10 @@ class AutoUserConfig:
             same messages for the same sequence of calls.
         device: "cpu", "cuda", or None for CUDA when available.
         model_cache_dir: where aliases are converted/built (None: the default cache).
+        sampling: what to sample from, as training's ``hardware.sampling``: "auto" (a merged copy, bf16 where the
+            hardware has bf16 units, else float32), "merged_bf16", "merged_float32", or "adapter" (a LoRA policy
+            with its adapter layers, float32). A trained model sampled as training sampled it gives the episodes
+            the training run's end-of-run comparison measured (``training.evaluation``).
     """
 
     model_name: str = "smollm2-135m-instruct"
@@ -44,6 +51,11 @@ class AutoUserConfig:
     seed: int = 0
     device: str | None = None
     model_cache_dir: str | None = None
+    sampling: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING_CHOICES:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLING_CHOICES)}, got {self.sampling!r}")
 
 
 @dataclass(frozen=True)
@@ -77,13 +89,27 @@ class AutoUserAgent:
         # turns, or one thread's seeding would leak into another's sampling.
         self._sampling_lock = threading.Lock()
 
+    @classmethod
+    def from_model(cls, model: nn.Module, tokenizer: PreTrainedTokenizerBase, config: AutoUserConfig,
+                   device: torch.device | str = "cpu") -> AutoUserAgent:
+        """An agent over a model already in memory (e.g. a training run's merged sampling copy); ``config``'s
+        sampling settings and seed apply, its ``model_name`` and ``sampling`` are only recorded."""
+        agent = cls(config)
+        agent._set_model(model, tokenizer, torch.device(device))
+        return agent
+
     def initialize_model(self) -> None:
         cfg = self.config
         device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         path = resolve_model(cfg.model_name, cfg.model_cache_dir)
-        self.model, self.tokenizer = load_inference_model(path, device)
-        self.model.eval()
-        self.device = device
+        merge_dtype, _ = resolve_sampling(cfg.sampling, resolve_precision("auto", device)[0],
+                                          quantized=is_quantized_policy(path))
+        model, tokenizer = load_inference_model(path, device, merge_dtype=merge_dtype)
+        self._set_model(model, tokenizer, device)
+
+    def _set_model(self, model: nn.Module, tokenizer: PreTrainedTokenizerBase, device: torch.device) -> None:
+        cfg = self.config
+        self.model, self.tokenizer, self.device = model.eval(), tokenizer, device
         self._stop_ids = stop_token_ids(self.tokenizer, cfg.stop_at_newline)
         self._sampling = _Sampling(max_query_length=cfg.max_length, max_response_length=cfg.max_new_tokens,
                                    temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)

@@ -18,6 +18,7 @@ these (``training.ppo.policy``); nothing here imports ``training``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -163,18 +164,32 @@ def load_causal_lm(path: str, torch_dtype: str = "float32", use_quantization: bo
     return model
 
 
-def load_inference_model(path: str, device: torch.device | None = None):
+def is_quantized_policy(path: str | Path) -> bool:
+    """True for a trained policy directory whose base is 4-bit (its adapter cannot be merged exactly)."""
+    meta_file = Path(path) / POLICY_CONFIG_NAME
+    if not meta_file.is_file():
+        return False
+    try:
+        return bool(json.loads(meta_file.read_text())["model_config"].get("use_quantization", False))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False  # check_model_dir reports a broken file with its one line when the model loads
+
+
+def load_inference_model(path: str, device: torch.device | None = None, merge_dtype: torch.dtype | None = None):
     """(model, tokenizer) for sampling from ``path``: a trained policy directory or a plain model directory.
 
-    A trained LoRA policy loads its recorded base model and attaches the adapter (frozen); a fully fine-tuned one
-    loads its own weights. The value head is not needed to sample and is not loaded. A local directory is checked
-    before loading and its weights after (``agents.auto_user.model_files``): a broken one raises ModelFileError
+    A trained LoRA policy loads its recorded base model and attaches the adapter (frozen); with ``merge_dtype`` the
+    adapter is folded into the base weights (peft's ``merge_and_unload``, as the training run's sampling copy) and
+    the model is cast to that dtype (a plain model is cast too). A fully fine-tuned policy loads its own weights.
+    The value head is not needed to sample and is not loaded. A local directory is checked before loading and its
+    weights after (``agents.auto_user.model_files``): a broken one raises ModelFileError
     with one line naming the file, never a traceback from deep inside transformers or NaN in the sampler.
     """
     src = Path(path)
     if not src.exists():  # a hub id
         try:
-            return load_causal_lm(path, device=device), load_tokenizer(path)
+            model = load_causal_lm(path, device=device)
+            return (model.to(merge_dtype) if merge_dtype is not None else model), load_tokenizer(path)
         except OSError as exc:
             raise ModelUnavailableError(unavailable_message(path, exc)) from None
     meta = check_model_dir(src)
@@ -199,7 +214,9 @@ def load_inference_model(path: str, device: torch.device | None = None):
     except Exception as exc:  # transformers/peft raise many types; the user needs the directory and the reason
         raise ModelFileError(f"{src}: the model could not be loaded ({type(exc).__name__}: "
                              f"{(str(exc).strip().splitlines() or [''])[0]})") from None
-    check_finite(model, src)
+    check_finite(model, src)  # before merging, so a corrupted adapter is named as such
+    if merge_dtype is not None:
+        model = (model.merge_and_unload() if hasattr(model, "merge_and_unload") else model).to(merge_dtype)
     return model, load_tokenizer_checked(str(tokenizer_dir))
 
 

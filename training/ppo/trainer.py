@@ -12,10 +12,11 @@ One `step` reads top to bottom as four phases, each timed into `time/update/<pha
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from training.ppo.core import (
 )
 from training.ppo.policy import PolicyWithValueHead, load_tokenizer
 from training.ppo.update_guard import GuardDecision, UpdateSnapshot, all_finite, kl_guard
+from training.seeds import trainer_seeds
 
 __all__ = [
     "BATCH_METRICS",
@@ -192,9 +194,9 @@ class PPOTrainer:
         else:
             self.kl_ctl = FixedKLController(ppo_config.init_kl_coef)
         self.step_count = 0
-        seed = (ppo_config.seed or 0) + 1000 * accelerator.process_index  # different samples on each process
-        self._sample_rng = torch.Generator().manual_seed(seed)
-        self._shuffle_rng = torch.Generator().manual_seed(seed + 1)
+        sampling_seed, shuffle_seed = trainer_seeds(ppo_config.seed or 0, accelerator.process_index)
+        self._sample_rng = torch.Generator().manual_seed(sampling_seed)
+        self._shuffle_rng = torch.Generator().manual_seed(shuffle_seed)
         self._stop_ids: list[int] | None = None
         # Sample from a merged copy of the policy in this dtype (see `PolicyWithValueHead.sampling_copy`); None:
         # sample from the training model itself (its adapter layers, float32).
@@ -211,8 +213,8 @@ class PPOTrainer:
     def generate(
         self, prompts: Sequence[str], reference: bool = False
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
-        """Sample one response per prompt (see `agents.auto_user.generation.sample_responses`), from the training
-        model itself or, when `sampling_dtype` is set, from a merged copy of it in that dtype (`_sampling_copy`).
+        """Sample one response per prompt (see `agents.auto_user.generation.sample_responses`) from
+        `sampling_model`, with the next seed of the trainer's sampling stream.
 
         Args:
             prompts: Fully formatted prompts; each is truncated from the left to `max_query_length` tokens.
@@ -224,18 +226,25 @@ class PPOTrainer:
         if self._stop_ids is None:
             self._stop_ids = stop_token_ids(self.tokenizer, self.model_config.stop_at_newline)
         seed = int(torch.randint(0, 2**62, (1,), generator=self._sample_rng))
+        with self.sampling_model(reference) as model:
+            return sample_responses(model, self.tokenizer, prompts, self.model_config, self._stop_ids, seed,
+                                    self.accelerator.device)
+
+    @contextlib.contextmanager
+    def sampling_model(self, reference: bool = False) -> Iterator[nn.Module]:
+        """The model rollouts sample from, in eval mode: when `sampling_dtype` is set, a merged copy of the policy
+        (or of the reference) in that dtype (`_sampling_copy`); otherwise the training model itself (its adapter
+        disabled for the reference). Evaluation samples from it too (``training.evaluation``)."""
         policy = self.accelerator.unwrap_model(self.model)
         if self.sampling_dtype is not None:
-            return sample_responses(self._sampling_copy(policy, reference), self.tokenizer, prompts,
-                                    self.model_config, self._stop_ids, seed, self.accelerator.device)
+            yield self._sampling_copy(policy, reference)
+            return
         context = policy.reference_generator() if reference else nullcontext(policy.pretrained_model)
         with context as model:
             was_training = model.training
             model.eval()
             try:
-                return sample_responses(
-                    model, self.tokenizer, prompts, self.model_config, self._stop_ids, seed, self.accelerator.device
-                )
+                yield model
             finally:
                 model.train(was_training)
 
