@@ -28,6 +28,7 @@ from database.flight_db import (
     validate_passenger_name,
     validate_passengers,
 )
+from environment.objective_wordings import word_objective
 
 if TYPE_CHECKING:
     from environment.config import EnvironmentConfig
@@ -99,21 +100,21 @@ class Objective:
         return same_trip and within_budget and all(
             self.detail_matches(key, booking[key]) for key in ("date", "cabin", "passengers"))
 
-    def with_text(self) -> Objective:
-        day = date.fromisoformat(self.date)
-        party = "yourself" if self.passengers == 1 else f"{self.passengers} passengers"
-        text = (f"You want to fly from {self.origin_city} to {self.destination_city} on "
-                f"{day.strftime('%B')} {day.day}, {day.year}, in {self.cabin}, for {party}. "
-                f"The lead passenger is {self.passenger_name}.")
-        if self.budget is not None:
-            text += f" Keep the total under ${self.budget:,.0f}."
-        if self.flexible_days:
-            text += f" You can shift the date by up to {self.flexible_days} day(s)."
-        return Objective(**{**asdict(self), "text": text})
+    def with_text(self, today: date | None = None) -> Objective:
+        """This objective with its text worded from its fields (:func:`environment.objective_wordings.word_objective`,
+        seeded by the objective id, so the same objective always gets the same words).
+
+        ``today`` (the database's today) lets the wording add a relative hint beside the absolute date ("in 5
+        days"); without it the text is the same draw less any such hint.
+        """
+        return Objective(**{**asdict(self), "text": word_objective(self, today).text})
 
 
 def generate_objectives(db_path: str | Path, count: int, seed: int = 0, infeasible_fraction: float = 0.1) -> Dataset:
-    """Sample ``count`` objectives from the database (read-only) as a Dataset of Objective records."""
+    """Sample ``count`` objectives from the database (read-only) as a Dataset of Objective records.
+
+    Each text is worded in one of many ways (:mod:`environment.objective_wordings`: voice, field order, date and
+    party forms), seeded per objective, so a policy cannot learn to copy one template."""
     rng = random.Random(seed)
     records = []
     with RouteCatalog(db_path) as catalog:
@@ -140,8 +141,10 @@ def generate_objectives(db_path: str | Path, count: int, seed: int = 0, infeasib
             objective = Objective(
                 objective_id=f"obj-{seed}-{index:05d}", origin_city=catalog.cities[record["origin"]],
                 destination_city=catalog.cities[record["destination"]], passenger_name=name,
-                flexible_days=rng.choice([0, 0, 0, 1]), **record).with_text()
-            records.append(objective.to_dict())
+                flexible_days=rng.choice([0, 0, 0, 1]), **record)
+            # Only the text varies, drawn from its own stream seeded by the objective id: the fields (and the
+            # generator's stream, hence every later objective) are what they were with the single template.
+            records.append(objective.with_text(catalog.today).to_dict())
     return Dataset.from_list(records)
 
 
@@ -171,7 +174,7 @@ def split_objectives(dataset: Dataset, eval_fraction: float = 0.2, seed: int = 0
 
 
 OBJECTIVE_KINDS = ("feasible", "multi_passenger", "budget", "infeasible")
-MAX_OBJECTIVE_TEXT_CHARS = 4000  # generated texts are under 200; a longer one would swamp the policy's state
+MAX_OBJECTIVE_TEXT_CHARS = 4000  # generated texts are under 250; a longer one would swamp the policy's state
 MAX_FIELD_CHARS = 100  # objective ids and city names
 MAX_FLEXIBLE_DAYS = 30
 _IATA_CODE = re.compile(r"^[A-Z]{3}$")
