@@ -5,11 +5,15 @@ Sections: ``environment`` (with ``environment.agent`` and ``environment.reward``
 set explicitly. Unknown keys, wrong types, out-of-range values and missing files raise :class:`ConfigError` with one
 line naming the key, before any model loads.
 
+A config file may extend another (``extends: <path>``, relative to the extending file) and state only what differs:
+the child wins, mappings merge key by key, lists and scalars replace; ``--set`` applies last. A run writes the full
+resolved config (``save_config``), so its output directory reproduces it without the chain of files.
+
 Checks that hold for every key live here, in the loading functions: the file must be a text YAML mapping without
-duplicate keys; ``--set`` values must be valid YAML; numbers must be finite; seeds (``seed``, ``*_seed``) must fit
-every RNG (``SEED_RANGE``); files the config names must be what they claim (a SQLite database, a JSONL of
-objectives) and directories it writes to must not be files. Checks on one field live in its dataclass's
-``__post_init__``.
+duplicate keys; a parent must exist and no file may extend itself through its parents; ``--set`` values must be valid
+YAML; numbers must be finite; seeds (``seed``, ``*_seed``) must fit every RNG (``SEED_RANGE``); files the config names
+must be what they claim (a SQLite database, a JSONL of objectives) and directories it writes to must not be files.
+Checks on one field live in its dataclass's ``__post_init__``.
 """
 
 from __future__ import annotations
@@ -359,10 +363,11 @@ def _set_override(data: dict, assignment: str) -> None:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainingConfig:
-    """Read, override (``section.key=value``, YAML-typed) and validate a config, then check referenced files."""
+    """Read (following ``extends``), override (``section.key=value``, YAML-typed) and validate a config, then check
+    referenced files."""
     data: dict = {}
     if path is not None:
-        data = _read_yaml_mapping(Path(path))
+        data = _read_extended(Path(path), ())
     for assignment in overrides or []:
         _set_override(data, assignment)
     if isinstance(data, dict) and "reward" in data:
@@ -370,6 +375,36 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     config = _build(TrainingConfig, data, "")
     _check_files(config)
     return config
+
+
+def _read_extended(path: Path, children: tuple[Path, ...]) -> dict:
+    """The file's mapping merged onto its parent's (``extends``, followed recursively); ``children``: the files that
+    extend this one, nearest last, for cycle detection."""
+    data = _read_yaml_mapping(path)
+    if "extends" not in data:
+        return data
+    parent = data.pop("extends")
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"extends: {path}: expected the path of a parent config, got {parent!r}")
+    parent_path = path.parent / parent  # relative to the extending file, not to the working directory
+    chain = (*children, path)
+    if any(parent_path.resolve() == seen.resolve() for seen in chain):
+        cycle = " -> ".join(str(p) for p in (*chain, parent_path))
+        raise ConfigError(f"extends: {path}: a cycle ({cycle})")
+    if not parent_path.exists():
+        raise ConfigError(f"extends: {path}: no such parent config {parent_path}")
+    return _merge(_read_extended(parent_path, chain), data)
+
+
+def _merge(parent: dict, child: dict) -> dict:
+    """``child`` over ``parent``: mappings merge key by key (recursively), anything else (lists too) replaces."""
+    merged = dict(parent)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _read_yaml_mapping(path: Path) -> dict:
@@ -448,4 +483,5 @@ def config_to_dict(config: TrainingConfig) -> dict[str, Any]:
 
 
 def save_config(config: TrainingConfig, path: str | Path) -> None:
+    """Write the full resolved config (every key, no ``extends``): the file alone reproduces the run."""
     Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
