@@ -52,7 +52,7 @@ def objective(template_db: Path):
 
 def shipped(name: str, template_db: Path, workdir: Path, history_window: int):
     """A shipped config through the project's loader, pointed at the test database (and not at a run it starts
-    from: fuzzer_cpu's model.init_from names a directory that a training run makes)."""
+    from: fuzzing.yaml's model.init_from names a directory that a training run makes)."""
     return load_config(REPO / "configs" / name, [
         f"environment.db_path={template_db}", f"environment.workdir={workdir}", "environment.agent.transport=inprocess",
         f"environment.history_window={history_window}", "model.init_from=null"])
