@@ -1,0 +1,341 @@
+"""Reactive demonstrators: scripted travellers that answer what the agent actually asked, for warm-start data.
+
+A fixed, turn-indexed script teaches a policy to recite the script (issue 22: a model fine-tuned on the two scripts
+of :mod:`environment.scripted_users` repeated "Going to San Francisco." six times). A demonstrator is instead a
+function ``state -> next user message`` that reads the agent's latest message with the same readers the booking
+agent and the rewards use (:func:`agents.nlu.asked_details`), and the booking context the environment keeps from
+the agent's tool calls, and then, in this order:
+
+1. after a confirmed booking, says goodbye;
+2. when the agent searched with a detail the objective does not have (it assumed one passenger, economy, ...),
+   corrects it ("Actually it's 3 of us");
+3. when the agent's last search found nothing: proposes another date within the objective's ``flexible_days``,
+   or else ends politely (the right ending on an infeasible objective; see ``rewards.is_walking_away``);
+4. when the agent asks to confirm a booking, confirms;
+5. when the agent offers flights, picks one that meets the objective (:meth:`Objective.booking_matches`, the one
+   home of that rule: within budget for a budget objective);
+6. when the agent asks for details, answers exactly those (route, date, cabin, party size, name);
+7. when the agent asks which flight without listing them again, picks from the latest list;
+8. otherwise restates the trip.
+
+Every answer is drawn from several phrasings per slot (:data:`PHRASES`, plain data: extend it for your domain),
+with a random stream seeded by (seed, turn), so a demonstrator is a pure function of its seed and the state, and
+no slot has one sentence. Every phrasing is one the shared parser reads as the intended detail (tested).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from agents.nlu import asked_details, parse_cabin, parse_date, parse_passengers
+from environment.objectives import Objective
+
+if TYPE_CHECKING:
+    from environment.conversation import ConversationState
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+ORDINAL_WORDS = ["first", "second", "third"]
+
+# One list of phrasings per move. Placeholders: {oc}/{dc} cities, {when} a written date, {cabin} cabin words, {n}
+# party size in digits, {nw} in words, {name}, {ordinal} "first"/"second"/"third", {k} 1-3, {flight} a number.
+# Keep each phrasing one that agents.nlu.parse_message reads as the move (tests/test_demonstrations.py checks).
+PHRASES: dict[str, list[str]] = {
+    "greeting": ["Hi!", "Hello.", "Hi there,", "Good morning!", "Hey,", "Hello there."],
+    "trip": ["I'd like to fly from {oc} to {dc} on {when}.", "From {oc} to {dc}, on {when}.",
+             "I need a flight from {oc} to {dc} on {when}.", "Flying from {oc} to {dc} on {when}, please.",
+             "{When}, from {oc} to {dc}.", "Looking to go from {oc} to {dc} on {when}.",
+             "I'm travelling from {oc} to {dc} on {when}."],
+    "route": ["From {oc} to {dc}.", "I'm flying from {oc} to {dc}.", "Leaving from {oc}, going to {dc}.",
+              "I need to get from {oc} to {dc}.", "Out of {oc}, heading to {dc}."],
+    "origin": ["From {oc}.", "I'm leaving from {oc}.", "Departing from {oc}.", "Flying out of {oc}."],
+    "destination": ["To {dc}.", "Going to {dc}.", "I'm heading to {dc}.", "Flying into {dc}."],
+    "date": ["On {when}.", "{When}.", "I'd like to go on {when}.", "The date is {when}.", "Leaving {when}.",
+             "{When}, please."],
+    "cabin": ["{Cabin}, please.", "{Cabin}.", "I'd like {cabin}.", "In {cabin}, please.", "We'll fly {cabin}."],
+    "party_one": ["Just me.", "Only me.", "Just myself.", "One passenger.", "It's just me travelling."],
+    "party_many": ["{n} passengers.", "There are {nw} of us.", "{n} adults.", "{Nw} people.",
+                   "It's for {n} travellers.", "{Nw} passengers, please."],
+    "name": ["{name}.", "My name is {name}.", "The name is {name}.", "It's {name}.", "Put it under {name}.",
+             "{name}, please.", "The lead passenger is {name}."],
+    # A name nobody asked for yet needs its trigger words: a bare name only answers a name question.
+    "name_unasked": ["My name is {name}.", "The name is {name}.", "Put it under {name}.", "This is {name}.",
+                     "The lead passenger is {name}.", "Book it under {name}."],
+    "pick_index": ["The {ordinal} one, please.", "Option {k}.", "I'll take the {ordinal} one.", "Number {k}, please.",
+                   "Let's go with the {ordinal} flight."],
+    "pick_flight": ["{flight}, please.", "I'll take {flight}.", "Flight {flight} works for me.",
+                    "Let's go with {flight}."],
+    "pick_cheapest": ["The cheapest one, please.", "I'll take the cheapest option.", "Whichever is cheapest."],
+    "confirm": ["Yes, please book it.", "Yes, go ahead.", "Sounds good, book it.", "Yep, please confirm.",
+                "Yes please.", "That's correct, go ahead.", "Please book it."],
+    "correct_party": ["Actually it's {nw} of us.", "Sorry, it's for {n} passengers.", "We're {n} people, actually.",
+                      "That should be {n} adults."],
+    "correct_cabin": ["Actually, I'd like {cabin}.", "Could you make that {cabin}?", "I need {cabin}, please."],
+    "correct_date": ["Sorry, I meant {when}.", "The date should be {when}.", "Actually, I'm flying on {when}."],
+    "other_date": ["Could you try {when} instead?", "What about {when}?", "{When} would also work for me."],
+    "goodbye_booked": ["Thank you, goodbye!", "Thanks so much, bye!", "Perfect, thanks. Goodbye!",
+                       "Great, that's all. Thank you!", "Thanks for your help, have a nice day!"],
+    "goodbye_unavailable": ["That's a shame. Thanks for checking, goodbye!", "No worries, I'll look elsewhere. Bye.",
+                            "Never mind then. Thank you, goodbye.", "I see. Thanks anyway, bye!",
+                            "Alright, I'll pass. Thanks for your help, goodbye."],
+}
+CABIN_WORDS = {"economy": ["economy", "economy class", "coach"], "business": ["business", "business class"],
+               "first": ["first class"]}
+
+
+@dataclass(frozen=True)
+class DemonstratorStyle:
+    """How a demonstrator talks: chances to open with a greeting and to volunteer details nobody asked for yet."""
+
+    greeting: float
+    volunteer: float
+
+
+DEMONSTRATOR_STYLES: dict[str, DemonstratorStyle] = {
+    "brief": DemonstratorStyle(greeting=0.1, volunteer=0.15),  # answers what is asked, little more
+    "chatty": DemonstratorStyle(greeting=0.8, volunteer=0.6),  # greets, offers cabin, party and name early
+    "stepwise": DemonstratorStyle(greeting=0.4, volunteer=0.0),  # never ahead of the agent's questions
+}
+
+_SEARCH_CONTEXT = re.compile(r"^(\w{3}) to (\w{3}) on (\d{4}-\d{2}-\d{2}), (\w+), (\d+) passenger\(s\): (\d+) flight")
+_FLIGHT_NUMBER = re.compile(r"\b[A-Z][A-Z0-9]\d{2,4}\b")
+_MONEY = re.compile(r"(?:\$|USD\s?)\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s*dollars")
+_CONFIRM_QUESTION = re.compile(r"\b(book|confirm|go ahead|proceed|reserve)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Search:
+    """The agent's latest search, from the environment's booking context (its tool calls, any backend)."""
+
+    origin: str
+    destination: str
+    date: str
+    cabin: str
+    passengers: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A flight the agent offered: its number and per-person price (``None`` when the line shows none)."""
+
+    flight_number: str
+    price: float | None
+
+
+def latest_search(context: dict[str, object]) -> Search | None:
+    """The search the environment recorded in ``booking_context["search"]`` (None: no search yet)."""
+    match = _SEARCH_CONTEXT.match(str(context.get("search", "")))
+    if match is None:
+        return None
+    return Search(match[1], match[2], match[3], match[4], int(match[5]), int(match[6]))
+
+
+def offered_flights(agent_text: str) -> list[Offer]:
+    """The flights an agent message lists, in its order: per line, the first flight number and amount of money."""
+    offers: dict[str, Offer] = {}
+    for line in str(agent_text).splitlines():
+        numbers = _FLIGHT_NUMBER.findall(line)
+        if not numbers or numbers[0] in offers:
+            continue
+        money = _MONEY.search(line)
+        price = float((money[1] or money[2]).replace(",", "")) if money else None
+        offers[numbers[0]] = Offer(numbers[0], price)
+    return list(offers.values())
+
+
+def asks_to_confirm(agent_text: str) -> bool:
+    """Whether the agent's message asks a yes/no question about booking ("Shall I book it?"), not for a detail
+    ("Could you share the full name for the booking?" asks the name)."""
+    # Lines split too: an itinerary block ("- Passengers: 2 ... Shall I go ahead?") is no question about its lines.
+    questions = [s for s in re.split(r"(?<=[.?!])\s|\n", str(agent_text)) if s.strip().endswith("?")]
+    return any(_CONFIRM_QUESTION.search(question) and not asked_details(question) for question in questions)
+
+
+def spoken_date(iso: str, today: date, rng: random.Random) -> str:
+    """``iso`` as a traveller writes it: "March 3", "3 March", "Tuesday, March 3", "03/03", "tomorrow", ..."""
+    day = date.fromisoformat(iso)
+    suffix = "th" if 11 <= day.day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day.day % 10, "th")
+    forms = [f"{day:%B} {day.day}", f"{day:%b} {day.day}", f"{day.day} {day:%B}", f"{day:%B} {day.day}{suffix}",
+             f"{day:%A}, {day:%B} {day.day}", iso, f"{day.month:02d}/{day.day:02d}"]
+    ahead = (day - today).days
+    if ahead == 1:
+        forms.append("tomorrow")
+    elif 2 <= ahead <= 9:
+        forms.append(f"in {ahead} days")
+    return rng.choice(forms)
+
+
+class ReactiveDemonstrator:
+    """A cooperative traveller driven by the agent's latest message (see the module docstring).
+
+    Args:
+        today: the database's today (``BookingConversationEnvironment.today``), for relative dates.
+        style: a key of :data:`DEMONSTRATOR_STYLES`.
+        seed: with the turn, seeds each message's draw.
+        phrases: the phrasing banks (default :data:`PHRASES`); a user's own may override any key.
+    """
+
+    def __init__(self, today: date, style: str = "chatty", seed: int = 0,
+                 phrases: dict[str, list[str]] | None = None):
+        if style not in DEMONSTRATOR_STYLES:
+            raise ValueError(f"style must be one of {', '.join(DEMONSTRATOR_STYLES)}, got {style!r}")
+        unknown = sorted(set(phrases or {}) - set(PHRASES))
+        if unknown:
+            raise ValueError(f"phrases: unknown move(s) {', '.join(unknown)}; known: {', '.join(PHRASES)}")
+        empty = sorted(move for move, options in (phrases or {}).items() if not options)
+        if empty:
+            raise ValueError(f"phrases: move(s) {', '.join(empty)} need at least one phrasing")
+        self.today, self.style, self.seed = today, style, seed
+        self.settings = DEMONSTRATOR_STYLES[style]
+        self.phrases = {**PHRASES, **(phrases or {})}
+
+    @property
+    def name(self) -> str:
+        return f"reactive-{self.style}"
+
+    def __call__(self, state: ConversationState) -> str:
+        """The next user message for ``state``."""
+        rng = random.Random(f"{self.seed}:{self.style}:{state.objective.objective_id}:{state.turn}")
+        objective, context = state.objective, state.booking_context
+        agent_text = state.history[-1].text if state.history and state.history[-1].role == "agent" else ""
+        values = self._values(objective, rng)
+        if context.get("booking_status") == "booked":
+            return self._say("goodbye_booked", values, rng)
+        search = latest_search(context)
+        if search is not None and _superseded(search, state, self.today):
+            search = None  # the user changed a detail since; the agent has not searched again yet
+        if search is not None and (correction := self._correction(objective, search, values, rng)):
+            return correction
+        offers = offered_flights(agent_text)
+        if search is not None and search.count == 0 and not offers:
+            other = self._untried_date(state)
+            if other is None:
+                return self._say("goodbye_unavailable", values, rng)
+            return self._say("other_date", {**values, "when": spoken_date(other, self.today, rng)}, rng)
+        if asks_to_confirm(agent_text):
+            return self._say("confirm", values, rng)
+        asked = asked_details(agent_text)
+        if offers:
+            # A list of flights is a question about which one ("departs"/"arrives" in its lines are no question
+            # about the route); a name asked beside it is answered too.
+            pick = self._pick(objective, search, offers, values, rng)
+            return f"{pick} {self._say('name', values, rng)}" if "passenger_name" in asked else pick
+        if asked:
+            return self._answer(asked, state, values, rng, opening=state.turn == 0)
+        if search is not None and search.count and (earlier := _latest_offers(state)):
+            return self._pick(objective, search, earlier, values, rng)  # "Which of these would you like?"
+        return self._answer(frozenset({"origin", "destination", "date", "cabin", "passengers", "passenger_name"}),
+                            state, values, rng, opening=state.turn == 0)
+
+    # -- moves ---------------------------------------------------------------------------------------------------
+    def _answer(self, asked: frozenset[str], state: ConversationState, values: dict[str, object],
+                rng: random.Random, opening: bool) -> str:
+        """Sentences answering the ``asked`` details, maybe with details nobody asked for yet (by style)."""
+        wanted = set(asked)
+        for extra in ("cabin", "passengers", "passenger_name"):
+            if extra not in state.details_given and rng.random() < self.settings.volunteer:
+                wanted.add(extra)
+        parts = []
+        if opening and rng.random() < self.settings.greeting:
+            parts.append(rng.choice(self.phrases["greeting"]))
+        route = {"origin", "destination"} & wanted
+        if route == {"origin", "destination"} and "date" in wanted:
+            parts.append(self._say("trip", values, rng))
+        else:
+            if route:
+                parts.append(self._say("route" if len(route) == 2 else route.pop(), values, rng))
+            if "date" in wanted:
+                parts.append(self._say("date", values, rng))
+        if "cabin" in wanted:
+            parts.append(self._say("cabin", values, rng))
+        if "passengers" in wanted:
+            parts.append(self._say("party_one" if state.objective.passengers == 1 else "party_many", values, rng))
+        if "passenger_name" in wanted:
+            parts.append(self._say("name" if "passenger_name" in asked else "name_unasked", values, rng))
+        return " ".join(parts)
+
+    def _correction(self, objective: Objective, search: Search, values: dict[str, object],
+                    rng: random.Random) -> str | None:
+        """A correction when the agent searched with a party size, cabin or date the objective does not have."""
+        if not objective.detail_matches("passengers", search.passengers):
+            return self._say("correct_party", values, rng)
+        if not objective.detail_matches("cabin", search.cabin):
+            return self._say("correct_cabin", values, rng)
+        if not objective.detail_matches("date", search.date):
+            return self._say("correct_date", values, rng)
+        return None
+
+    def _pick(self, objective: Objective, search: Search | None, offers: list[Offer], values: dict[str, object],
+              rng: random.Random) -> str:
+        """Choose an offered flight whose booking would meet the objective, and say which."""
+        passengers = search.passengers if search else objective.passengers
+        trip = {"origin": objective.origin, "destination": objective.destination,
+                "passenger_name": objective.passenger_name, "date": search.date if search else objective.date,
+                "cabin": search.cabin if search else objective.cabin, "passengers": passengers}
+        meeting = [index for index, offer in enumerate(offers) if offer.price is not None
+                   and objective.booking_matches({**trip, "total_price": offer.price * passengers})]
+        if not meeting:  # prices unreadable (or none fits): the agent knows its own fares
+            return self._say("pick_cheapest", values, rng)
+        index = rng.choice(meeting)
+        choice = rng.random()
+        if objective.budget is not None and choice < 0.3 and offers[index].price == min(
+                o.price for o in offers if o.price is not None):
+            return self._say("pick_cheapest", values, rng)
+        if choice < 0.6 and index < len(ORDINAL_WORDS) and len(offers) > 1:
+            return self._say("pick_index", {**values, "ordinal": ORDINAL_WORDS[index], "k": index + 1}, rng)
+        return self._say("pick_flight", {**values, "flight": offers[index].flight_number}, rng)
+
+    def _untried_date(self, state: ConversationState) -> str | None:
+        """A date within the objective's flexibility that no search has tried yet (None: none left)."""
+        objective = state.objective
+        # The dates already asked for: every date the user's messages gave (the agent searched each in turn).
+        tried = {parse_date(m.text, self.today) for m in state.history if m.role == "user"}
+        search = latest_search(state.booking_context)
+        if search is not None:
+            tried.add(search.date)
+        base = date.fromisoformat(objective.date)
+        for offset in sorted(range(-objective.flexible_days, objective.flexible_days + 1), key=abs):
+            candidate = (base + timedelta(days=offset)).isoformat()
+            if candidate not in tried and candidate > self.today.isoformat():
+                return candidate
+        return None
+
+    # -- words ---------------------------------------------------------------------------------------------------
+    def _values(self, objective: Objective, rng: random.Random) -> dict[str, object]:
+        n = objective.passengers
+        values: dict[str, object] = {
+            "oc": objective.origin_city, "dc": objective.destination_city, "name": objective.passenger_name,
+            "when": spoken_date(objective.date, self.today, rng), "cabin": rng.choice(CABIN_WORDS[objective.cabin]),
+            "n": n, "nw": NUMBER_WORDS.get(n, str(n))}
+        return values
+
+    def _say(self, move: str, values: dict[str, object], rng: random.Random) -> str:
+        text = rng.choice(self.phrases[move])
+        capitalised = {f"{key[:1].upper()}{key[1:]}": _capitalise(str(value)) for key, value in values.items()}
+        return text.format(**values, **capitalised)
+
+
+def _superseded(search: Search, state: ConversationState, today: date) -> bool:
+    """Whether the user's latest message states a cabin, party size or date other than the search's: the search
+    in the booking context is then older than that message (after a search that found nothing, the agent asks
+    again before it searches)."""
+    text = next((m.text for m in reversed(state.history) if m.role == "user"), "")
+    stated = {"cabin": parse_cabin(text.lower()), "passengers": parse_passengers(text.lower()),
+              "date": parse_date(text, today)}
+    return any(value is not None and value != getattr(search, key) for key, value in stated.items())
+
+
+def _latest_offers(state: ConversationState) -> list[Offer]:
+    """The flights of the latest agent message that listed any."""
+    for message in reversed(state.history):
+        if message.role == "agent" and (offers := offered_flights(message.text)):
+            return offers
+    return []
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
