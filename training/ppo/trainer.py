@@ -105,7 +105,7 @@ TIMING_METRICS: tuple[str, ...] = (
 )
 #: Throughput of one `step`.
 THROUGHPUT_METRICS: tuple[str, ...] = (
-    "perf/update_samples_per_second",  # batch samples / `time/update/total`
+    "time/update_samples_per_second",  # batch samples / `time/update/total`
 )
 #: Every name that every `PPOTrainer.step` result contains.
 PPO_METRICS: tuple[str, ...] = (MINIBATCH_METRICS + BATCH_METRICS + UPDATE_GUARD_METRICS + TIMING_METRICS
@@ -346,7 +346,7 @@ class PPOTrainer:
             "time/update/kl_check": outcome.kl_check_seconds,
             "time/update/total": self._clock() - started,
         }
-        seconds["perf/update_samples_per_second"] = len(queries) / max(seconds["time/update/total"], 1e-9)
+        seconds["time/update_samples_per_second"] = len(queries) / max(seconds["time/update/total"], 1e-9)
         return self._metrics(rollout, outcome, objective_kl) | seconds
 
     def _prepare_inputs(
