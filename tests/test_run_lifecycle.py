@@ -22,6 +22,7 @@ from agents.auto_user.model_files import write_manifest
 from tests.conftest import REPO, train_command
 from training import checkpoint as ckpt
 from training import metrics as metrics_module
+from training import output_dir
 
 
 def one_line(stderr: str, prefix: str) -> str:
@@ -79,13 +80,13 @@ def test_the_workdir_keeps_the_users_files_and_no_working_copy_is_left(finished)
 
 def test_a_finished_run_releases_its_lock(finished) -> None:
     out, _ = finished
-    assert not (out / ckpt.LOCK_NAME).exists()
+    assert not (out / output_dir.LOCK_NAME).exists()
 
 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from training.checkpoint import lock_output_dir
+from training.output_dir import lock_output_dir
 lock, note = lock_output_dir(Path(sys.argv[1]))
 print("locked", flush=True)
 time.sleep(120)
@@ -109,7 +110,7 @@ def test_a_second_live_run_into_the_directory_refuses_with_one_line(tmp_path, te
         code = main(train_command(out, template_db, tiny_model_cache)[2:])
         line = one_line(capsys.readouterr().err, "error:")
         assert code == 2 and "in use by a running training run" in line and f"pid {holder.pid}" in line, line
-        assert sorted(p.name for p in out.iterdir()) == [ckpt.LOCK_NAME]  # nothing written: no logs, no config
+        assert sorted(p.name for p in out.iterdir()) == [output_dir.LOCK_NAME]  # nothing written: no logs, no config
     finally:
         holder.kill()
         holder.wait()
@@ -120,17 +121,17 @@ def test_the_lock_of_a_killed_run_is_taken_over_with_a_message(tmp_path) -> None
     holder = hold_lock(out)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    assert (out / ckpt.LOCK_NAME).exists()  # left behind by the killed process
-    lock, note = ckpt.lock_output_dir(out)
+    assert (out / output_dir.LOCK_NAME).exists()  # left behind by the killed process
+    lock, note = output_dir.lock_output_dir(out)
     try:
         assert note is not None and f"pid {holder.pid}" in note and "no longer running" in note
-        assert json.loads((out / ckpt.LOCK_NAME).read_text())["pid"] == os.getpid()
-        with pytest.raises(ckpt.OutputDirError, match="in use by a running training run"):
-            ckpt.lock_output_dir(out)  # held (by this process now)
+        assert json.loads((out / output_dir.LOCK_NAME).read_text())["pid"] == os.getpid()
+        with pytest.raises(output_dir.OutputDirError, match="in use by a running training run"):
+            output_dir.lock_output_dir(out)  # held (by this process now)
     finally:
         lock.release()
-    assert not (out / ckpt.LOCK_NAME).exists()
-    second, note = ckpt.lock_output_dir(out)  # released cleanly: no takeover message
+    assert not (out / output_dir.LOCK_NAME).exists()
+    second, note = output_dir.lock_output_dir(out)  # released cleanly: no takeover message
     second.release()
     assert note is None
 
@@ -197,15 +198,19 @@ def test_an_empty_output_dir_is_a_config_error(tmp_path, template_db, tiny_model
 # -- item 5: SIGTERM saves and exits like Ctrl-C -----------------------------------------------------------------
 
 def test_sigterm_saves_a_resumable_checkpoint_and_exits_143(tmp_path, template_db, tiny_model_cache) -> None:
-    out = tmp_path / "terminated"
-    process = subprocess.Popen(train_command(out, template_db, tiny_model_cache, "ppo.max_epochs=50",
-                                             "evaluation.eval_every=0"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    deadline = time.time() + 240
-    while not (out / "checkpoint-1" / "COMPLETE").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=180)
+    out, log = tmp_path / "terminated", tmp_path / "stderr.txt"
+    with log.open("w") as stderr_file:  # a file, not a pipe: an undrained pipe would block the run while we wait
+        process = subprocess.Popen(train_command(out, template_db, tiny_model_cache, "ppo.max_epochs=50",
+                                                 "evaluation.eval_every=0"),
+                                   stdout=subprocess.DEVNULL, stderr=stderr_file, cwd=REPO)
+        deadline = time.time() + 400
+        while not (out / "checkpoint-1" / "COMPLETE").exists() and time.time() < deadline \
+                and process.poll() is None:
+            time.sleep(0.05)
+        assert (out / "checkpoint-1" / "COMPLETE").exists(), log.read_text()[-3000:]  # training is under way
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=180)
+    stderr = log.read_text()
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
     assert "SIGTERM: stopping at the next safe point" in stderr and "Traceback" not in stderr
     assert "saved checkpoint-" in stderr and "--resume latest" in one_line(stderr, "stopped by SIGTERM")
@@ -213,7 +218,7 @@ def test_sigterm_saves_a_resumable_checkpoint_and_exits_143(tmp_path, template_d
     state = ckpt.read_resume_state(latest)["state"]
     assert state["epoch"] >= 1 and latest.name == f"checkpoint-{state['epoch']}"
     assert [r["epoch"] for r in json.loads((out / "training_metrics.json").read_text())][-1] >= state["epoch"]
-    assert not (out / "final_model").exists() and not (out / ckpt.LOCK_NAME).exists()
+    assert not (out / "final_model").exists() and not (out / output_dir.LOCK_NAME).exists()
 
 
 # -- item 7: checkpoint values -----------------------------------------------------------------------------------
@@ -362,5 +367,5 @@ def test_a_full_disk_during_training_is_one_line_and_the_checkpoint_stays_valid(
     line = one_line(result.stderr, "error:")
     assert "No space left on device" in line and "training_metrics.json" in line and "--resume latest" in line
     assert [r["epoch"] for r in json.loads((out / "training_metrics.json").read_text())] == [1]
-    assert not list(out.glob(".training_metrics.json*")) and not (out / ckpt.LOCK_NAME).exists()
+    assert not list(out.glob(".training_metrics.json*")) and not (out / output_dir.LOCK_NAME).exists()
     assert ckpt.resolve_resume("latest", out) == out / "checkpoint-1"

@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     # (get_peft_model, PeftModel.from_pretrained); no argument of ours avoids it, and it says nothing about this run.
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     from agents.auto_user.models import ModelUnavailableError, is_alias, unavailable_message
-    from training.checkpoint import CheckpointError, OutputDirError
+    from training.checkpoint import CheckpointError
     from training.loop import AgentBackendDown, TrainingRun
+    from training.output_dir import OutputDirError
     from training.ppo.policy import LoraTargetError
 
     try:
