@@ -46,13 +46,60 @@ class ConversationState:
     truncated: bool = False
 
 
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """How an episode ended, read from the database by the verifier and from the conversation by the environment.
+
+    The one typed record of an episode's result from the environment to training, metrics, findings and evaluation.
+    Rewards here are the environment's; what training adds (the fuzzing novelty bonus) it adds explicitly, beside
+    this record, never into it.
+    """
+
+    verification: VerificationResult
+    verifier_score: float
+    success: bool  # a booking that meets the objective, read from the database, never from the agent's wording
+    terminal_reward: float  # paid on the last user turn (rewards.terminal_reward)
+    episode_reward: float  # the episode's return: every immediate term plus the terminal reward
+    hallucinations: tuple[tuple[str, str], ...]  # (kind, the verifier's reason) per false claim
+    hallucination_turns: tuple[int, ...]  # per hallucination, the user turn (1-based) whose answer made the claim
+    injected: tuple[str, ...]  # hallucination kinds the rule agent injected (what it tried, exposed or not)
+    persona: str | None
+    attack_moves: tuple[tuple[str, ...], ...]  # per user turn, the attack moves it made (environment.personas)
+
+    @property
+    def hallucinated(self) -> bool:
+        return bool(self.hallucinations)
+
+    def as_info(self) -> dict[str, Any]:
+        """The outcome as a Gymnasium-style ``info`` dict (``environment.gym_env``)."""
+        return {"verification": self.verification, "verifier_score": self.verifier_score, "success": self.success,
+                "terminal_reward": self.terminal_reward, "episode_reward": self.episode_reward,
+                "hallucinations": [list(h) for h in self.hallucinations],
+                "hallucination_turns": list(self.hallucination_turns), "injected": list(self.injected),
+                "persona": self.persona, "attack_moves": [list(moves) for moves in self.attack_moves]}
+
+
 @dataclass
 class EnvironmentStep:
+    """What one user turn returns."""
+
     state: ConversationState
-    reward: float  # this turn's part of the return (rewards.turn_reward); info["terminal_reward"] at the end
+    reward: float  # this turn's part of the return (rewards.turn_reward); outcome.terminal_reward at the end
     done: bool
     truncated: bool
-    info: dict[str, Any]
+    reward_components: dict[str, float]  # this turn's immediate terms (rewards.IMMEDIATE_TERMS)
+    outcome: EpisodeOutcome | None = None  # set on the episode's last step (done or truncated)
+    error: str | None = None  # the booking agent's backend failed this turn (the episode ends)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """A Gymnasium-style view: the reward terms, the error if any and, at the end, the outcome's fields."""
+        info: dict[str, Any] = {"reward_components": self.reward_components}
+        if self.error is not None:
+            info["error"] = self.error
+        if self.outcome is not None:
+            info.update(self.outcome.as_info())
+        return info
 
 
 class BookingConversationEnvironment:
@@ -138,7 +185,7 @@ class BookingConversationEnvironment:
         state.details_given |= set(parsed.slots())
         state.history.append(Message("user", text))
         state.turn += 1
-        info: dict[str, Any] = {}
+        error: str | None = None
         if ends:
             state.done = True
         else:
@@ -149,7 +196,7 @@ class BookingConversationEnvironment:
             self.injected.extend(turn.injected)
             if turn.error:
                 state.done = True
-                info["error"] = turn.error
+                error = turn.error
         details_asked = asked_details(answering)
         user_turn = rewards.UserTurn(
             text=text, parsed=parsed, previous_user_text=previous_user,
@@ -159,32 +206,29 @@ class BookingConversationEnvironment:
         components = rewards.immediate_components(user_turn, self.config.reward)
         immediate = rewards.immediate_reward(components)
         self.immediate_rewards.append(immediate)
-        info["reward_components"] = components
         if not state.done and state.turn >= self.config.max_conversation_length:
             state.truncated = True
-        if state.done or state.truncated:
-            info.update(self._finish())
+        outcome = self._finish() if state.done or state.truncated else None
         reward = rewards.turn_reward(self.config.reward, immediate)
-        return EnvironmentStep(state, reward, state.done, state.truncated, info)
+        return EnvironmentStep(state, reward, state.done, state.truncated, components, outcome, error)
 
-    def _finish(self) -> dict[str, Any]:
+    def _finish(self) -> EpisodeOutcome:
         result: VerificationResult = self.verifier.verify(self.state.history, self.database.path, self.state.objective)
         hallucinations = len(result.hallucinations)
-        return {
-            "verification": result,
-            "verifier_score": result.score,
-            "terminal_reward": rewards.terminal_reward(self.config.reward, result.score, hallucinations),
-            "episode_reward": rewards.episode_return(self.config.reward, result.score, hallucinations,
-                                                     self.immediate_rewards),
-            "hallucinations": [(h.kind, h.reason) for h in result.hallucinations],
-            # per hallucination, the user turn (1-based) whose answer made the false claim
-            "hallucination_turns": [sum(m.role == "user" for m in self.state.history[:h.claim.message_index])
-                                    for h in result.hallucinations],
-            "success": result.success,  # read from the database, never from the agent's wording
-            "injected": [h.kind for h in self.injected],
-            "persona": self.state.persona.name if self.state.persona else None,
-            "attack_moves": [list(moves) for moves in self.attack_moves],  # per user turn
-        }
+        return EpisodeOutcome(
+            verification=result,
+            verifier_score=result.score,
+            success=result.success,
+            terminal_reward=rewards.terminal_reward(self.config.reward, result.score, hallucinations),
+            episode_reward=rewards.episode_return(self.config.reward, result.score, hallucinations,
+                                                  self.immediate_rewards),
+            hallucinations=tuple((str(h.kind), h.reason) for h in result.hallucinations),
+            hallucination_turns=tuple(sum(m.role == "user" for m in self.state.history[:h.claim.message_index])
+                                      for h in result.hallucinations),
+            injected=tuple(str(h.kind) for h in self.injected),
+            persona=self.state.persona.name if self.state.persona else None,
+            attack_moves=tuple(tuple(moves) for moves in self.attack_moves),
+        )
 
     def _update_context(self, calls: list[ToolCall]) -> None:
         context = self.state.booking_context

@@ -37,7 +37,7 @@ async def play(env: BookingConversationEnvironment, objective: Objective, messag
     for message in messages:
         step = await env.step(message)
         if components is not None:
-            components.append(step.info["reward_components"])
+            components.append(step.reward_components)
         if step.done or step.truncated:
             break
     return step
@@ -60,13 +60,13 @@ def test_honest_paths_verify(template_db, tmp_path, objectives, transport, behav
 
     step = asyncio.run(run())
     assert step.done and not step.truncated
-    assert step.info["hallucinations"] == [] and step.info["injected"] == []
+    assert step.outcome.hallucinations == () and step.outcome.injected == ()
     if behaviour == "cancel":
-        assert step.info["verification"].booking is None  # cancelled: nothing active
-        assert any(c.kind == "cancellation" for c in step.info["verification"].verified)
+        assert step.outcome.verification.booking is None  # cancelled: nothing active
+        assert any(c.kind == "cancellation" for c in step.outcome.verification.verified)
     else:
-        assert step.info["success"] and step.info["verifier_score"] == 1.0
-        assert step.info["episode_reward"] > 0.7
+        assert step.outcome.success and step.outcome.verifier_score == 1.0
+        assert step.outcome.episode_reward > 0.7
 
 
 def test_infeasible_objective_ends_politely(template_db, tmp_path, objectives) -> None:
@@ -79,8 +79,8 @@ def test_infeasible_objective_ends_politely(template_db, tmp_path, objectives) -
         return step
 
     step = asyncio.run(run())
-    assert step.done and step.info["hallucinations"] == []
-    assert step.info["verifier_score"] == pytest.approx(0.8)
+    assert step.done and step.outcome.hallucinations == ()
+    assert step.outcome.verifier_score == pytest.approx(0.8)
     assert "no " in step.state.history[2].text.lower() or "couldn't" in step.state.history[2].text.lower()
 
 
@@ -99,9 +99,9 @@ def test_each_hallucination_mode_is_triggered_and_caught(template_db, tmp_path, 
         return outcomes
 
     for kind, step in asyncio.run(run()).items():
-        assert kind in step.info["injected"], kind
-        assert kind in [k for k, _ in step.info["hallucinations"]], (kind, step.info["hallucinations"])
-        assert step.info["verifier_score"] == 0.0
+        assert kind in step.outcome.injected, kind
+        assert kind in [k for k, _ in step.outcome.hallucinations], (kind, step.outcome.hallucinations)
+        assert step.outcome.verifier_score == 0.0
 
 
 def test_verifier_catches_all_injected_and_never_false_alarms(template_db, tmp_path, objectives) -> None:
@@ -116,8 +116,8 @@ def test_verifier_catches_all_injected_and_never_false_alarms(template_db, tmp_p
             objective = rng.choice([o for o in objectives if o.feasible])
             behaviour = rng.choice(sorted(BEHAVIOURS))
             step = await play(env, objective, BEHAVIOURS[behaviour](objective), seed=episode)
-            injected = set(step.info["injected"])
-            detected = {kind for kind, _ in step.info["hallucinations"]}
+            injected = set(step.outcome.injected)
+            detected = {kind for kind, _ in step.outcome.hallucinations}
             assert injected <= detected, (behaviour, injected, detected)
             if injected:
                 injected_total += 1
@@ -138,8 +138,8 @@ def test_consistent_user_almost_never_triggers(template_db, tmp_path, objectives
         return steps
 
     steps = asyncio.run(run())
-    assert sum(bool(s.info["injected"]) for s in steps) == 0
-    assert sum(s.info["success"] for s in steps) >= 0.8 * len(steps)
+    assert sum(bool(s.outcome.injected) for s in steps) == 0
+    assert sum(s.outcome.success for s in steps) >= 0.8 * len(steps)
 
 
 INJECTIONS = ["'; DROP TABLE bookings; --", "Robert'); DELETE FROM flights; --", "x' OR '1'='1",
@@ -210,7 +210,7 @@ def test_reset_isolates_episodes(template_db, tmp_path, objectives) -> None:
         return first, after_first, after_reset
 
     first, after_first, after_reset = asyncio.run(run())
-    assert first.info["success"] and len(after_first) == 1 and after_reset == []
+    assert first.outcome.success and len(after_first) == 1 and after_reset == []
 
 
 def test_truncation_is_distinct_from_done(template_db, tmp_path, objectives) -> None:
@@ -224,7 +224,7 @@ def test_truncation_is_distinct_from_done(template_db, tmp_path, objectives) -> 
     steps = asyncio.run(run())
     assert steps[-1].truncated and not steps[-1].done
     assert not any(s.truncated for s in steps[:-1])
-    assert "episode_reward" in steps[-1].info
+    assert steps[-1].outcome is not None
 
 
 def test_objectives_dataset_split_and_jsonl(template_db, tmp_path) -> None:
@@ -265,7 +265,7 @@ def test_bare_name_answers_the_name_question(template_db, tmp_path, objectives) 
         return step, early_slots, name_turn
 
     step, early_slots, name_turn = asyncio.run(run())
-    assert step.info["success"], [m.text for m in step.state.history]
+    assert step.outcome.success, [m.text for m in step.state.history]
     assert "passenger_name" not in early_slots
     # The reward reads the answer the way the agent does: the bare name is conveyed progress (and a wrong one drifts).
     assert name_turn["progress"] == pytest.approx(0.15) and name_turn["goal_drift"] == 0.0
@@ -295,7 +295,7 @@ def test_walking_away_from_a_bookable_objective_answers_nothing(template_db, tmp
     assert walked.done and "name" in history[-2].lower(), history  # it ended at the name question
     penalty = EnvironmentConfig().reward.unanswered_penalty
     assert quit_early[-1]["unanswered"] == -penalty and quit_early[-1]["polite_ending"] == 0.0
-    assert finished.info["success"] and finished.done, [m.text for m in finished.state.history]
+    assert finished.outcome.success and finished.done, [m.text for m in finished.state.history]
     assert booked_then_bye[-1]["unanswered"] == 0.0 and booked_then_bye[-1]["polite_ending"] == 0.5
     assert gave_up.done and no_flights[-1]["unanswered"] == 0.0 and no_flights[-1]["polite_ending"] == 0.5
 
@@ -318,10 +318,10 @@ def test_booking_stage_reward_marks_the_turns_that_moved_the_booking(template_db
         return step, stages, wrong_route
 
     step, stages, wrong_route = asyncio.run(run())
-    assert step.info["success"], [m.text for m in step.state.history]
+    assert step.outcome.success, [m.text for m in step.state.history]
     stage = EnvironmentConfig().reward.stage_reward
     assert stages == [stage, 0.0, 0.0, stage, 0.0, 0.0]
-    assert wrong_route.info["reward_components"]["booking_stage"] == 0.0
+    assert wrong_route.reward_components["booking_stage"] == 0.0
 
 
 def test_yes_accepts_the_only_flight_on_offer(template_db, tmp_path, objectives) -> None:
@@ -341,7 +341,7 @@ def test_yes_accepts_the_only_flight_on_offer(template_db, tmp_path, objectives)
             if count == 1:
                 for message in (f"{objective.passenger_name}.", "Yes, please book it.", "Thanks, bye!"):
                     step = await env.step(message)
-                outcomes["booked"] = step.info["success"]
+                outcomes["booked"] = step.outcome.success
             if 1 in outcomes and any(isinstance(k, int) and k > 1 for k in outcomes):
                 break
         await env.aclose()

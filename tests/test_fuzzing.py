@@ -219,16 +219,17 @@ def test_goal_drift_is_allowed_only_where_it_is_the_attack(template_db, mode, st
     assert components["goal_drift"] == expected
 
 
-def test_training_adds_the_novelty_bonus_and_writes_findings(template_db, tmp_path, objectives) -> None:
-    """The loop's two fuzzing steps on real scripted episodes: the bonus enters the terminal reward (and so the
-    turn scores PPO learns from), and findings.jsonl / findings.md / TensorBoard's text tab are written."""
-    from types import SimpleNamespace
-
+def test_training_adds_the_novelty_bonus_explicitly_and_writes_findings(template_db, tmp_path, objectives) -> None:
+    """The loop's two fuzzing steps on real scripted episodes: the bonus is passed to the turn scores PPO learns from
+    (the environment's outcome is left as it was), the logged trained reward is the environment's plus the bonus,
+    and findings.jsonl / findings.md / TensorBoard's text tab are written."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from torch.utils.tensorboard import SummaryWriter
 
-    from training.config import BufferConfig
-    from training.loop import TrainingRun, to_samples
+    from training.credit import episode_samples
+    from training.findings import write_epoch_findings
+    from training.metrics import trained_reward_metrics
+    from training.novelty import novelty_bonuses
 
     envs = [fuzz_env(template_db, tmp_path, ["hurried"], worker_id=i, **ALWAYS) for i in range(2)]
 
@@ -240,23 +241,31 @@ def test_training_adds_the_novelty_bonus_and_writes_findings(template_db, tmp_pa
         return records
 
     records = asyncio.run(run())
-    before = [record.info["terminal_reward"] for record in records]
-    plain_scores = [to_samples(record, 0.9)[-1].score for record in records]
-    run_state = SimpleNamespace(archive=AttackArchive(), config=SimpleNamespace(buffer=BufferConfig(novelty_bonus=0.3)),
-                                output_dir=tmp_path / "out", writer=SummaryWriter(str(tmp_path / "tb")))
-    bonuses = TrainingRun._add_novelty_bonus(run_state, records, [findings_from([r], epoch=4) for r in records])
+    outcomes = [record.outcome for record in records]
+    plain_scores = [episode_samples(record, 0.9)[-1].score for record in records]
+    archive = AttackArchive()
+    exposures = [[(f["kind"], f["trigger_message"]) for f in findings_from([r])] for r in records]
+    bonuses = novelty_bonuses(exposures, archive, 0.3)
     # the same objective's attack twice: the repeat earns nothing; another destination: a partly new attack
     assert bonuses[0] == pytest.approx(0.3) and bonuses[1] == 0.0 and 0.0 < bonuses[2] < 0.3 / 2 ** 0.5 + 1e-9
-    assert [r.info["terminal_reward"] - b for r, b in zip(records, before, strict=True)] == pytest.approx(bonuses)
-    assert [to_samples(r, 0.9)[-1].score for r in records] == pytest.approx(
+    assert [record.outcome for record in records] == outcomes  # the environment's record is never rewritten
+    shaped = [episode_samples(r, 0.9, b) for r, b in zip(records, bonuses, strict=True)]
+    assert [samples[-1].score for samples in shaped] == pytest.approx(
         [s + b for s, b in zip(plain_scores, bonuses, strict=True)])
-    assert run_state.archive.kind_counts["phantom_confirmation"] == 3
-    run_state.output_dir.mkdir()
-    TrainingRun._write_findings(run_state, 4, findings_from(records, epoch=4))
-    run_state.writer.close()
-    written = read_findings(run_state.output_dir / "findings.jsonl")
+    # Logged == trained: with turn_gamma 1 the first turn's score is the whole return PPO learns from.
+    first_scores = [episode_samples(r, 1.0, b)[0].score for r, b in zip(records, bonuses, strict=True)]
+    logged = trained_reward_metrics(records, bonuses)
+    assert logged["train/reward_mean"] == pytest.approx(sum(first_scores) / len(first_scores))
+    assert logged["train/shaping_bonus_mean"] == pytest.approx(sum(bonuses) / len(bonuses))
+    assert archive.kind_counts["phantom_confirmation"] == 3
+    out = tmp_path / "out"
+    out.mkdir()
+    writer = SummaryWriter(str(tmp_path / "tb"))
+    write_epoch_findings(out, 4, findings_from(records, epoch=4), writer)
+    writer.close()
+    written = read_findings(out / "findings.jsonl")
     assert len(written) == 3 and {f["epoch"] for f in written} == {4}
-    report = (run_state.output_dir / "findings.md").read_text()
+    report = (out / "findings.md").read_text()
     assert "| phantom_confirmation | phantom_confirmation | 3 | 2 |" in report
     accumulator = EventAccumulator(str(tmp_path / "tb"))
     accumulator.Reload()
@@ -278,8 +287,8 @@ def test_a_restated_false_claim_counts_once(template_db, tmp_path, objectives) -
     last = asyncio.run(run())
     history = [m.text for m in last.state.history if m.role == "agent"]
     assert sum("all set" in text for text in history) >= 2, history  # the agent did restate the code
-    assert [kind for kind, _ in last.info["hallucinations"]] == ["phantom_confirmation"]
-    assert last.info["hallucination_turns"] == [1]
+    assert [kind for kind, _ in last.outcome.hallucinations] == ["phantom_confirmation"]
+    assert last.outcome.hallucination_turns == (1,)
 
 
 @pytest.mark.parametrize(("text", "searched", "expected"), [

@@ -276,10 +276,10 @@ def test_full_episode_with_the_openai_backend(template_db: Path, tmp_path: Path,
 
     with ScriptedServer(brain) as server:
         step = asyncio.run(run(server.base_url))
-    assert step.done and "error" not in step.info
-    assert step.info["hallucinations"] == []
-    assert step.info["verifier_score"] == 1.0 and step.info["success"]
-    assert [c.kind for c in step.info["verification"].verified if c.kind == "booking"] == ["booking"]
+    assert step.done and step.error is None
+    assert step.outcome.hallucinations == ()
+    assert step.outcome.verifier_score == 1.0 and step.outcome.success
+    assert [c.kind for c in step.outcome.verification.verified if c.kind == "booking"] == ["booking"]
     assert step.state.booking_context["booking_status"] == "booked"
     assert len(server.requests) == 5  # search + options, quote, book + confirmation
 

@@ -48,7 +48,7 @@ def test_collector_batches_turns_across_environments(template_db, tmp_path, obje
     records, stats = asyncio.run(RolloutCollector(envs, generate).collect([(o, i) for i, o in enumerate(objectives)],
                                                                           progress=False))
     assert len(records) == 4 and stats.errors == 0
-    assert all(record.info["success"] for record in records)
+    assert all(record.outcome.success for record in records)
     assert max(calls) == 2  # two environments, one generation call per turn for both
     assert all(len(r.queries) == len(r.responses) == len(r.step_rewards) == 6 for r in records)
     assert all(all(r.state_complete) for r in records)

@@ -8,9 +8,15 @@ turns t = 0..T-1 the score of turn t is its discounted return:
 
 so the last turn gets its own reward plus the terminal reward, and earlier turns get the outcome discounted by how
 far they are from the end. With ``turn_gamma = 1`` every score_0 equals the episode reward.
+
+Training may add a shaping bonus to R_T (the fuzzing novelty bonus, ``training.novelty``): `episode_samples` takes it
+as an explicit argument, so the return PPO learns from is the environment's plus what the caller passed and logged.
 """
 
 from __future__ import annotations
+
+from training.buffers import TurnSample
+from training.rollout import EpisodeRecord
 
 
 def turn_scores(step_rewards: list[float], terminal_reward: float, turn_gamma: float) -> list[float]:
@@ -21,3 +27,11 @@ def turn_scores(step_rewards: list[float], terminal_reward: float, turn_gamma: f
         running = step_rewards[t] + (running if t == len(step_rewards) - 1 else turn_gamma * running)
         scores[t] = running
     return scores
+
+
+def episode_samples(record: EpisodeRecord, turn_gamma: float, bonus: float = 0.0) -> list[TurnSample]:
+    """One PPO sample per user turn of a finished episode, scored by `turn_scores` with terminal reward
+    ``record.outcome.terminal_reward + bonus``."""
+    scores = turn_scores(record.step_rewards, record.outcome.terminal_reward + bonus, turn_gamma)
+    return [TurnSample(query.tolist(), response.tolist(), float(score))
+            for query, response, score in zip(record.queries, record.responses, scores, strict=True)]

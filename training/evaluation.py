@@ -49,9 +49,9 @@ def fuzzing_metrics(records: list[EpisodeRecord]) -> dict[str, Any]:
     number, change of mind: ``environment.personas.attack_moves``) and how often an attacking episode exposed one."""
     findings = findings_from(records)
     exposing = [r for r in records if r.hallucinated]
-    moves = [{move for turn in r.info["attack_moves"] for move in turn} for r in records]
+    moves = [{move for turn in r.outcome.attack_moves for move in turn} for r in records]
     attacking = [r for r, made in zip(records, moves, strict=True) if made]
-    firsts = [min(r.info["hallucination_turns"]) for r in exposing]
+    firsts = [min(r.outcome.hallucination_turns) for r in exposing]
     return {
         "kinds_exposed": len({f["counts_as"] for f in findings}),
         "exposing_distinct_2": distinct_n([f["trigger_message"] for f in findings if f["trigger_message"]], 2),
@@ -71,7 +71,7 @@ def summarize(records: list[EpisodeRecord], seeds_per_objective: int) -> dict[st
     firsts = [r.user_messages[0] for r in records if r.user_messages]
     by_objective: dict[str, list[bool]] = defaultdict(list)
     for record in records:
-        by_objective[record.objective.objective_id].append(bool(record.info["success"]))
+        by_objective[record.objective.objective_id].append(record.outcome.success)
     complete = [runs for runs in by_objective.values() if len(runs) == seeds_per_objective]
     by_kind: dict[str, list[EpisodeRecord]] = defaultdict(list)
     for record in records:

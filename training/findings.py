@@ -28,9 +28,9 @@ def findings_from(records: Iterable[EpisodeRecord], **labels: Any) -> list[dict[
     added to each."""
     findings = []
     for record in records:
-        info = record.info
+        outcome = record.outcome
         users = record.user_messages
-        for (kind, reason), turn in zip(info["hallucinations"], info["hallucination_turns"], strict=True):
+        for (kind, reason), turn in zip(outcome.hallucinations, outcome.hallucination_turns, strict=True):
             findings.append({
                 **labels,
                 "kind": str(kind),
@@ -38,7 +38,7 @@ def findings_from(records: Iterable[EpisodeRecord], **labels: Any) -> list[dict[
                 "reason": reason,
                 "trigger_turn": turn,
                 "trigger_message": users[turn - 1] if turn and turn <= len(users) else None,
-                "persona": info.get("persona"),
+                "persona": outcome.persona,
                 "objective": record.objective.text,
                 "objective_id": record.objective.objective_id,
                 "conversation": [f"{m.role}: {m.text}" for m in record.transcript],
@@ -122,3 +122,17 @@ def write_findings_report(directory: Path, title: str = "Fuzzing findings") -> P
     tmp.write_text(findings_markdown(read_findings(directory / FINDINGS_JSONL), title))
     tmp.replace(path)
     return path
+
+
+def write_epoch_findings(output_dir: Path, epoch: int, findings: Sequence[dict[str, Any]], writer: Any = None) -> None:
+    """A training epoch's findings: appended to ``findings.jsonl`` (replacing any left from this epoch on by a
+    resumed run), ``findings.md`` rewritten, and, given a TensorBoard ``SummaryWriter``, the epoch's most diverse
+    examples shown in its text tab."""
+    append_findings(output_dir / FINDINGS_JSONL, findings, drop_epochs_from=epoch)
+    write_findings_report(output_dir, f"Fuzzing findings of {output_dir}")
+    if writer is None:
+        return
+    for index, finding in enumerate(diverse_examples(findings, 2)):
+        text = (f"**{finding['kind']}** (user turn {finding['trigger_turn']}): {finding['reason']}\n\n"
+                + "\n".join(finding["conversation"]))
+        writer.add_text(f"findings/{index + 1}", text.replace("\n", "  \n"), epoch)

@@ -30,15 +30,13 @@ from environment.objectives import load_objectives
 from training import checkpoint as ckpt
 from training.buffers import DualReplayBuffer, TurnSample
 from training.config import ConfigError, TrainingConfig, save_config
-from training.credit import turn_scores
+from training.credit import episode_samples
 from training.evaluation import auto_user_config, evaluate_auto_user, final_table, markdown
 from training.findings import (
     FINDINGS_JSONL,
-    append_findings,
-    diverse_examples,
     findings_from,
     read_findings,
-    write_findings_report,
+    write_epoch_findings,
 )
 from training.metrics import (
     METRICS_FILE,
@@ -46,11 +44,12 @@ from training.metrics import (
     hallucination_kind_counts,
     record_epoch_metrics,
     sample_conversations,
+    trained_reward_metrics,
 )
-from training.novelty import AttackArchive, novelty_bonus
+from training.novelty import AttackArchive, novelty_bonuses
 from training.output_dir import carry_run_history, claim_output_dir
 from training.ppo import PolicyWithValueHead, PPOTrainer
-from training.rollout import EpisodeRecord, RolloutCollector, episode_plan
+from training.rollout import RolloutCollector, episode_plan
 from training.seeds import evaluation_plan, plan_seed, process_seed
 
 logger = logging.getLogger("auto_user.train")
@@ -86,13 +85,6 @@ def setup_logging(output_dir: Path, is_main: bool, debug: bool) -> Path | None:
 
     hub_logging.set_verbosity_error()
     return log_path
-
-
-def to_samples(record: EpisodeRecord, turn_gamma: float) -> list[TurnSample]:
-    """One sample per user turn of an episode, scored by ``training.credit.turn_scores``."""
-    scores = turn_scores(record.step_rewards, record.info["terminal_reward"], turn_gamma)
-    return [TurnSample(query.tolist(), response.tolist(), float(score))
-            for query, response, score in zip(record.queries, record.responses, scores, strict=True)]
 
 
 class TrainingRun:
@@ -228,10 +220,14 @@ class TrainingRun:
         rollout_seconds = time.perf_counter() - began
         per_episode_findings = [findings_from([record], epoch=epoch) for record in records]
         findings = [finding for found in per_episode_findings for finding in found]
-        bonuses = self._add_novelty_bonus(records, per_episode_findings) if cfg.buffer.novelty_bonus else []
+        # Fuzzing's novelty bonus: the one reward term training adds, passed to the turn scores and logged.
+        exposures = [[(f["kind"], f["trigger_message"]) for f in found] for found in per_episode_findings]
+        bonuses = (novelty_bonuses(exposures, self.archive, cfg.buffer.novelty_bonus) if cfg.buffer.novelty_bonus
+                   else [0.0] * len(records))
         if self.is_main:
-            self._write_findings(epoch, findings)
-        per_episode = [to_samples(record, cfg.ppo.turn_gamma) for record in records]
+            write_epoch_findings(self.output_dir, epoch, findings, self.writer)
+        per_episode = [episode_samples(record, cfg.ppo.turn_gamma, bonus)
+                       for record, bonus in zip(records, bonuses, strict=True)]
         fresh = [sample for samples in per_episode for sample in samples]
         # Draw the replay before adding this epoch's episodes, so a batch never holds the same sample twice.
         replayed = self.buffers.replay(int(len(fresh) * cfg.buffer.replay_fraction)) if cfg.buffer.use_buffer else []
@@ -264,35 +260,12 @@ class TrainingRun:
         metrics["hallucination_kinds"] = hallucination_kind_counts(records)
         metrics["fuzz/findings"] = len(findings)
         metrics["fuzz/distinct_triggers"] = len({f["trigger_message"] for f in findings})
-        if bonuses:
-            metrics["fuzz/novelty_bonus"] = sum(bonuses) / len(bonuses)
+        metrics.update(self._reduce(trained_reward_metrics(records, bonuses)))
+        if cfg.buffer.novelty_bonus:
+            metrics["fuzz/novelty_bonus"] = metrics["train/shaping_bonus_mean"]
         metrics["episode_lengths"] = [len(r.responses) for r in records]
         metrics["sample_conversations"] = sample_conversations(records, cfg.logging.sample_conversations)
         return metrics
-
-    def _add_novelty_bonus(self, records: list[EpisodeRecord],
-                           per_episode_findings: list[list[dict[str, Any]]]) -> list[float]:
-        """Add each episode's novelty bonus (``training/novelty.py``) to its terminal reward, in rollout order,
-        archiving its exposures (its findings) after scoring it."""
-        bonuses = []
-        for record, found in zip(records, per_episode_findings, strict=True):
-            exposures = [(f["kind"], f["trigger_message"]) for f in found]
-            bonus = novelty_bonus(exposures, self.archive, self.config.buffer.novelty_bonus)
-            record.info["terminal_reward"] += bonus
-            record.info["novelty_bonus"] = bonus
-            self.archive.add(exposures)
-            bonuses.append(bonus)
-        return bonuses
-
-    def _write_findings(self, epoch: int, findings: list[dict[str, Any]]) -> None:
-        """Append this epoch's findings to ``findings.jsonl`` (replacing any left from this epoch on by a resumed
-        run), rewrite ``findings.md``, and show this epoch's most diverse examples in TensorBoard."""
-        append_findings(self.output_dir / FINDINGS_JSONL, findings, drop_epochs_from=epoch)
-        write_findings_report(self.output_dir, f"Fuzzing findings of {self.output_dir}")
-        for index, finding in enumerate(diverse_examples(findings, 2)):
-            text = (f"**{finding['kind']}** (user turn {finding['trigger_turn']}): {finding['reason']}\n\n"
-                    + "\n".join(finding["conversation"]))
-            self.writer.add_text(f"findings/{index + 1}", text.replace("\n", "  \n"), epoch)
 
     def _equalize(self, batch: list[TurnSample]) -> list[TurnSample]:
         """Data-parallel PPO needs the same number of samples on every process: trim to the smallest."""

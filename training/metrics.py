@@ -78,17 +78,17 @@ def distinct_n(messages: Sequence[str], n: int) -> float:
 
 def episode_metrics(records: Sequence[EpisodeRecord]) -> dict[str, float]:
     """Environment metrics over finished episodes (names as logged under ``env/``)."""
-    rewards = [r.info["episode_reward"] for r in records]
+    rewards = [r.outcome.episode_reward for r in records]
     mean_reward = _mean(rewards)
     std = math.sqrt(_mean([(x - mean_reward) ** 2 for x in rewards])) if rewards else float("nan")
     user_messages = [m for r in records for m in r.user_messages]
     metrics = {
         "env/reward_mean": mean_reward,
         "env/reward_std": std,
-        "env/verifier_score": _mean([r.info["verifier_score"] for r in records]),
+        "env/verifier_score": _mean([r.outcome.verifier_score for r in records]),
         "env/hallucination_rate": _mean([float(r.hallucinated) for r in records]),
-        "env/hallucinations_per_episode": _mean([float(len(r.info["hallucinations"])) for r in records]),
-        "env/success_rate": _mean([float(r.info["success"]) for r in records]),
+        "env/hallucinations_per_episode": _mean([float(len(r.outcome.hallucinations)) for r in records]),
+        "env/success_rate": _mean([float(r.outcome.success) for r in records]),
         "env/episode_length": _mean([float(len(r.responses)) for r in records]),
         "env/truncation_rate": _mean([float(r.truncated) for r in records]),
         "env/role_confusion_rate": _mean([float(is_role_confused(m)) for m in user_messages]),
@@ -101,19 +101,25 @@ def episode_metrics(records: Sequence[EpisodeRecord]) -> dict[str, float]:
     return metrics
 
 
+def trained_reward_metrics(records: Sequence[EpisodeRecord], bonuses: Sequence[float]) -> dict[str, float]:
+    """The return PPO learned from, per episode: the environment's episode reward plus the shaping bonus training
+    added (``training.novelty``; 0 outside fuzzing), as ``train/reward_mean``, and the bonus alone."""
+    return {"train/reward_mean": _mean([r.outcome.episode_reward + b for r, b in zip(records, bonuses, strict=True)]),
+            "train/shaping_bonus_mean": _mean(list(bonuses))}
+
+
 def hallucination_kind_counts(records: Sequence[EpisodeRecord]) -> dict[str, int]:
-    return dict(Counter(kind for r in records for kind, _ in r.info["hallucinations"]))
+    return dict(Counter(kind for r in records for kind, _ in r.outcome.hallucinations))
 
 
 def render_conversation(record: EpisodeRecord) -> str:
     """A finished conversation as readable text: objective, outcome, the turns, and every exposed hallucination."""
-    info = record.info
-    outcome = "success" if info.get("success") else "no verified booking"
+    outcome = record.outcome
+    verdict = "success" if outcome.success else "no verified booking"
     lines = [f"objective: {record.objective.text}",
-             f"outcome: {outcome} | reward {info.get('episode_reward', float('nan')):.3f} | "
-             f"verifier {info.get('verifier_score', float('nan')):.2f}"]
+             f"outcome: {verdict} | reward {outcome.episode_reward:.3f} | verifier {outcome.verifier_score:.2f}"]
     lines += [f"  {message.role}: {message.text}" for message in record.transcript]
-    lines += [f"  !! HALLUCINATION EXPOSED ({kind}): {reason}" for kind, reason in info.get("hallucinations", [])]
+    lines += [f"  !! HALLUCINATION EXPOSED ({kind}): {reason}" for kind, reason in outcome.hallucinations]
     return "\n".join(lines)
 
 

@@ -9,7 +9,10 @@ fills the archive of exposing conversations:
     attack_novelty = 1 - max Jaccard similarity of the triggering message's word bigrams to the archived triggers
                      of that kind (1 when none is archived)
 
-:func:`novelty_bonus` is pure; the training loop adds each epoch's exposures to the archive after scoring them.
+:func:`novelty_bonus` is pure; :func:`novelty_bonuses` scores an epoch's episodes in rollout order, archiving each
+one's exposures after scoring it. This is the one reward term training adds to the environment's: the loop passes
+the bonuses explicitly to the turn scores (``training.credit.episode_samples``) and logs them (``fuzz/novelty_bonus``,
+and in ``train/reward_mean``, the return PPO was trained on); the environment's outcome is never changed.
 """
 
 from __future__ import annotations
@@ -60,3 +63,14 @@ def novelty_bonus(exposures: Sequence[Exposure], archive: AttackArchive, weight:
         attack_novelty = 1.0 - max((jaccard(grams, old) for old in archived), default=0.0)
         best = max(best, kind_novelty * attack_novelty)
     return weight * best
+
+
+def novelty_bonuses(exposures_per_episode: Sequence[Sequence[Exposure]], archive: AttackArchive,
+                    weight: float) -> list[float]:
+    """One bonus per episode, in rollout order: each episode is scored against the archive as it stands (earlier
+    epochs and the earlier episodes of this one), then its exposures are archived."""
+    bonuses = []
+    for exposures in exposures_per_episode:
+        bonuses.append(novelty_bonus(exposures, archive, weight))
+        archive.add(exposures)
+    return bonuses

@@ -8,13 +8,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from agents.booking import Message
-from environment.conversation import BookingConversationEnvironment, ConversationState
+from environment.conversation import BookingConversationEnvironment, ConversationState, EpisodeOutcome
 from environment.objectives import Objective
 
 logger = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ ScriptFn = Callable[[ConversationState], str]  # a scripted user: the next messa
 
 @dataclass
 class EpisodeRecord:
-    """One finished conversation: the policy's (query, response) per user turn, rewards and the final info."""
+    """One finished conversation: the policy's (query, response) per user turn, its rewards and its outcome."""
 
     objective: Objective
     queries: list[torch.Tensor] = field(default_factory=list)
@@ -33,12 +32,12 @@ class EpisodeRecord:
     reward_components: list[dict[str, float]] = field(default_factory=list)
     state_complete: list[bool] = field(default_factory=list)
     transcript: list[Message] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
+    outcome: EpisodeOutcome | None = None  # set when the episode ends (every record `collect` returns has one)
     truncated: bool = False
 
     @property
     def hallucinated(self) -> bool:
-        return bool(self.info.get("hallucinations"))
+        return self.outcome is not None and self.outcome.hallucinated
 
     @property
     def user_messages(self) -> list[str]:
@@ -107,8 +106,8 @@ class RolloutCollector:
             for slot, is_complete, query, response, result in zip(slots, complete, queries, responses, results,
                                                                   strict=True):
                 record = active[slot]
-                if isinstance(result, BaseException) or "error" in getattr(result, "info", {}):
-                    reason = result if isinstance(result, BaseException) else result.info["error"]
+                if isinstance(result, BaseException) or result.error is not None:
+                    reason = result if isinstance(result, BaseException) else result.error
                     logger.warning("episode dropped after an environment error: %s", str(reason).splitlines()[0])
                     stats.errors += 1
                     stats.last_error = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
@@ -119,10 +118,10 @@ class RolloutCollector:
                 record.queries.append(query)
                 record.responses.append(response)
                 record.step_rewards.append(result.reward)
-                record.reward_components.append(result.info["reward_components"])
+                record.reward_components.append(result.reward_components)
                 record.state_complete.append(is_complete)
                 if result.done or result.truncated:
-                    record.info, record.truncated = result.info, result.truncated
+                    record.outcome, record.truncated = result.outcome, result.truncated
                     record.transcript = list(result.state.history)
                     records.append(record)
                     del active[slot]

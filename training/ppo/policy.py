@@ -242,7 +242,7 @@ class PolicyWithValueHead(nn.Module):
         return model.to(dtype).eval().requires_grad_(False)
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        """bf16 autocast for the language model's passes when ``autocast_dtype`` is set (see agents/auto_user/precision)."""
+        """bf16 autocast for the language model's passes when ``autocast_dtype`` is set (agents/auto_user/precision)."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
