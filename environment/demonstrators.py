@@ -202,9 +202,9 @@ class ReactiveDemonstrator:
         rng = random.Random(f"{self.seed}:{self.style}:{state.objective.objective_id}:{state.turn}")
         objective, context = state.objective, state.booking_context
         agent_text = state.history[-1].text if state.history and state.history[-1].role == "agent" else ""
-        values = self._values(objective, rng)
+        values = self.slot_values(objective, rng)
         if context.get("booking_status") == "booked":
-            return self._say("goodbye_booked", values, rng)
+            return self.say("goodbye_booked", values, rng)
         search = latest_search(context)
         if search is not None and _superseded(search, state, self.today):
             search = None  # the user changed a detail since; the agent has not searched again yet
@@ -214,16 +214,16 @@ class ReactiveDemonstrator:
         if search is not None and search.count == 0 and not offers:
             other = self._untried_date(state)
             if other is None:
-                return self._say("goodbye_unavailable", values, rng)
-            return self._say("other_date", {**values, "when": spoken_date(other, self.today, rng)}, rng)
+                return self.say("goodbye_unavailable", values, rng)
+            return self.say("other_date", {**values, "when": spoken_date(other, self.today, rng)}, rng)
         if asks_to_confirm(agent_text):
-            return self._say("confirm", values, rng)
+            return self.say("confirm", values, rng)
         asked = asked_details(agent_text)
         if offers:
             # A list of flights is a question about which one ("departs"/"arrives" in its lines are no question
             # about the route); a name asked beside it is answered too.
             pick = self._pick(objective, search, offers, values, rng)
-            return f"{pick} {self._say('name', values, rng)}" if "passenger_name" in asked else pick
+            return f"{pick} {self.say('name', values, rng)}" if "passenger_name" in asked else pick
         if asked:
             return self._answer(asked, state, values, rng, opening=state.turn == 0)
         if search is not None and search.count and (earlier := _latest_offers(state)):
@@ -244,29 +244,29 @@ class ReactiveDemonstrator:
             parts.append(rng.choice(self.phrases["greeting"]))
         route = {"origin", "destination"} & wanted
         if route == {"origin", "destination"} and "date" in wanted:
-            parts.append(self._say("trip", values, rng))
+            parts.append(self.say("trip", values, rng))
         else:
             if route:
-                parts.append(self._say("route" if len(route) == 2 else route.pop(), values, rng))
+                parts.append(self.say("route" if len(route) == 2 else route.pop(), values, rng))
             if "date" in wanted:
-                parts.append(self._say("date", values, rng))
+                parts.append(self.say("date", values, rng))
         if "cabin" in wanted:
-            parts.append(self._say("cabin", values, rng))
+            parts.append(self.say("cabin", values, rng))
         if "passengers" in wanted:
-            parts.append(self._say("party_one" if state.objective.passengers == 1 else "party_many", values, rng))
+            parts.append(self.say("party_one" if state.objective.passengers == 1 else "party_many", values, rng))
         if "passenger_name" in wanted:
-            parts.append(self._say("name" if "passenger_name" in asked else "name_unasked", values, rng))
+            parts.append(self.say("name" if "passenger_name" in asked else "name_unasked", values, rng))
         return " ".join(parts)
 
     def _correction(self, objective: Objective, search: Search, values: dict[str, object],
                     rng: random.Random) -> str | None:
         """A correction when the agent searched with a party size, cabin or date the objective does not have."""
         if not objective.detail_matches("passengers", search.passengers):
-            return self._say("correct_party", values, rng)
+            return self.say("correct_party", values, rng)
         if not objective.detail_matches("cabin", search.cabin):
-            return self._say("correct_cabin", values, rng)
+            return self.say("correct_cabin", values, rng)
         if not objective.detail_matches("date", search.date):
-            return self._say("correct_date", values, rng)
+            return self.say("correct_date", values, rng)
         return None
 
     def _pick(self, objective: Objective, search: Search | None, offers: list[Offer], values: dict[str, object],
@@ -279,15 +279,15 @@ class ReactiveDemonstrator:
         meeting = [index for index, offer in enumerate(offers) if offer.price is not None
                    and objective.booking_matches({**trip, "total_price": offer.price * passengers})]
         if not meeting:  # prices unreadable (or none fits): the agent knows its own fares
-            return self._say("pick_cheapest", values, rng)
+            return self.say("pick_cheapest", values, rng)
         index = rng.choice(meeting)
         choice = rng.random()
         if objective.budget is not None and choice < 0.3 and offers[index].price == min(
                 o.price for o in offers if o.price is not None):
-            return self._say("pick_cheapest", values, rng)
+            return self.say("pick_cheapest", values, rng)
         if choice < 0.6 and index < len(ORDINAL_WORDS) and len(offers) > 1:
-            return self._say("pick_index", {**values, "ordinal": ORDINAL_WORDS[index], "k": index + 1}, rng)
-        return self._say("pick_flight", {**values, "flight": offers[index].flight_number}, rng)
+            return self.say("pick_index", {**values, "ordinal": ORDINAL_WORDS[index], "k": index + 1}, rng)
+        return self.say("pick_flight", {**values, "flight": offers[index].flight_number}, rng)
 
     def _untried_date(self, state: ConversationState) -> str | None:
         """A date within the objective's flexibility that no search has tried yet (None: none left)."""
@@ -305,7 +305,9 @@ class ReactiveDemonstrator:
         return None
 
     # -- words ---------------------------------------------------------------------------------------------------
-    def _values(self, objective: Objective, rng: random.Random) -> dict[str, object]:
+    def slot_values(self, objective: Objective, rng: random.Random) -> dict[str, object]:
+        """The objective's values as the phrasing banks name them (``{oc}``, ``{when}``, ``{n}``, ...), with the
+        date and the cabin worded by ``rng``."""
         n = objective.passengers
         values: dict[str, object] = {
             "oc": objective.origin_city, "dc": objective.destination_city, "name": objective.passenger_name,
@@ -313,7 +315,9 @@ class ReactiveDemonstrator:
             "n": n, "nw": NUMBER_WORDS.get(n, str(n))}
         return values
 
-    def _say(self, move: str, values: dict[str, object], rng: random.Random) -> str:
+    def say(self, move: str, values: dict[str, object], rng: random.Random) -> str:
+        """One phrasing of ``move`` drawn by ``rng``, filled with ``values`` (capitalised where the bank says
+        ``{Name}`` instead of ``{name}``)."""
         text = rng.choice(self.phrases[move])
         capitalised = {f"{key[:1].upper()}{key[1:]}": _capitalise(str(value)) for key, value in values.items()}
         return text.format(**values, **capitalised)

@@ -79,8 +79,8 @@ def test_every_phrasing_says_its_slot(objectives, db_facts, move: str, slot: str
             continue
         demonstrator = ReactiveDemonstrator(today)
         for index, phrasing in enumerate(PHRASES[move]):
-            values = demonstrator._values(objective, random.Random(index))
-            text = demonstrator._say(move, values, _Only(phrasing))
+            values = demonstrator.slot_values(objective, random.Random(index))
+            text = demonstrator.say(move, values, _Only(phrasing))
             parsed = parse_message(text, airports, today)
             assert slot in parsed.slots() and objective.detail_matches(slot, parsed.slots()[slot]), (text, parsed)
             if move == "trip":

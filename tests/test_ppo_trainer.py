@@ -307,8 +307,8 @@ def test_padding_does_not_change_logprobs_or_values(model_dirs: dict[str, Path],
     trainer = PPOTrainer(_model_config(model_dirs[arch], use_lora=True), PPOConfig())
     short_q, long_q = torch.tensor([5, 6]), torch.arange(10, 40)
     short_r, long_r = torch.tensor([7, 8, 9]), torch.arange(50, 60)
-    alone_logp, alone_values, _ = trainer._forward_stats([short_q], [short_r])
-    batched_logp, batched_values, mask = trainer._forward_stats([short_q, long_q], [short_r, long_r])
+    alone_logp, alone_values, _ = trainer.batched_forward_pass([short_q], [short_r])
+    batched_logp, batched_values, mask = trainer.batched_forward_pass([short_q, long_q], [short_r, long_r])
     assert mask[0].tolist() == [1] * 3 + [0] * 7
     torch.testing.assert_close(batched_logp[0, :3], alone_logp[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(batched_values[0, :3], alone_values[0], atol=1e-5, rtol=1e-5)
@@ -319,9 +319,9 @@ def test_scoring_pass_returns_rows_in_the_callers_order(model_dirs: dict[str, Pa
     trainer = PPOTrainer(_model_config(model_dirs["llama"], use_lora=True), PPOConfig(mini_batch_size=2))
     queries = [torch.arange(10, 40), torch.tensor([5, 6]), torch.arange(3, 20), torch.tensor([9])]
     responses = [torch.tensor([7, 8, 9]), torch.arange(50, 60), torch.tensor([4]), torch.arange(20, 25)]
-    logp, values, mask = trainer._forward_stats(queries, responses)
+    logp, values, mask = trainer.batched_forward_pass(queries, responses)
     for i, (query, response) in enumerate(zip(queries, responses, strict=True)):
-        alone_logp, alone_values, _ = trainer._forward_stats([query], [response])
+        alone_logp, alone_values, _ = trainer.batched_forward_pass([query], [response])
         n = int(response.numel())
         assert mask[i].sum() == n
         torch.testing.assert_close(logp[i, :n], alone_logp[0], atol=1e-5, rtol=1e-5)
@@ -340,7 +340,7 @@ def test_tempered_logprobs_score_the_sampling_distribution(model_dirs: dict[str,
     mask = batch.response_mask.bool()
     for trainer, divisor in ((plain, 1.0), (tempered, 0.5)):
         for reference in (False, True):  # a zero LoRA B: policy and reference are the same network here
-            logp, _, _ = trainer._forward_stats(queries, responses, reference=reference)
+            logp, _, _ = trainer.batched_forward_pass(queries, responses, reference=reference)
             expected = logprobs_from_logits(response_logits / divisor, batch.response_tokens)
             torch.testing.assert_close(logp[mask], expected[mask], atol=1e-5, rtol=1e-5)
 

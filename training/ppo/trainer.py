@@ -264,7 +264,7 @@ class PPOTrainer:
         return cached[1]
 
     # ------------------------------------------------------------------ forward helpers
-    def _forward_stats(
+    def batched_forward_pass(
         self, queries: Sequence[torch.Tensor], responses: Sequence[torch.Tensor], reference: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """No-grad batched pass: response log-probs (B, R), values (B, R) (zeros for reference) and mask (B, R).
@@ -373,9 +373,9 @@ class PPOTrainer:
         """Phase 1: log-probs and values of the pre-update and reference policies, KL-shaped rewards, GAE."""
         cfg = self.config
         began = self._clock()
-        logprobs, values, mask = self._forward_stats(queries, responses)
+        logprobs, values, mask = self.batched_forward_pass(queries, responses)
         policy_done = self._clock()
-        ref_logprobs, _, _ = self._forward_stats(queries, responses, reference=True)
+        ref_logprobs, _, _ = self.batched_forward_pass(queries, responses, reference=True)
         reference_done = self._clock()
         kl_coef = self.kl_ctl.value
         rewards = per_token_rewards(scores, logprobs, ref_logprobs, mask, kl_coef)  # (B, R)
@@ -453,7 +453,7 @@ class PPOTrainer:
         rollout: RolloutStatistics,
     ) -> float:
         """KL(sampling policy || current policy) per token on the samples `idx` (one no-grad pass over them)."""
-        logprobs, _, mask = self._forward_stats([queries[i] for i in idx], [responses[i] for i in idx])
+        logprobs, _, mask = self.batched_forward_pass([queries[i] for i in idx], [responses[i] for i in idx])
         width = mask.shape[1]
         return self._reduce(approx_kl(logprobs, rollout.logprobs[idx, :width], mask))
 
