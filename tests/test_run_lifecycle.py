@@ -197,12 +197,18 @@ def test_an_empty_output_dir_is_a_config_error(tmp_path, template_db, tiny_model
 
 # -- item 5: SIGTERM saves and exits like Ctrl-C -----------------------------------------------------------------
 
-def test_sigterm_saves_a_resumable_checkpoint_and_exits_143(tmp_path, template_db, tiny_model_cache) -> None:
+@pytest.mark.parametrize("launcher", ["train_ppo.py", "run_training.sh"])
+def test_sigterm_saves_a_resumable_checkpoint_and_exits_143(tmp_path, template_db, tiny_model_cache,
+                                                             launcher) -> None:
+    """Through the README's main command too: the wrapper must hand the signal to the run, not swallow it."""
     out, log = tmp_path / "terminated", tmp_path / "stderr.txt"
+    command = train_command(out, template_db, tiny_model_cache, "ppo.max_epochs=50", "evaluation.eval_every=0")
+    env = dict(os.environ)
+    if launcher == "run_training.sh":  # the same settings, passed the way a user passes them to the wrapper
+        env["CONFIG"] = command[command.index("--config") + 1]
+        command = ["bash", str(REPO / "training" / "run_training.sh"), *command[command.index("--config") + 2:]]
     with log.open("w") as stderr_file:  # a file, not a pipe: an undrained pipe would block the run while we wait
-        process = subprocess.Popen(train_command(out, template_db, tiny_model_cache, "ppo.max_epochs=50",
-                                                 "evaluation.eval_every=0"),
-                                   stdout=subprocess.DEVNULL, stderr=stderr_file, cwd=REPO)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr_file, cwd=REPO, env=env)
         deadline = time.time() + 400
         while not (out / "checkpoint-1" / "COMPLETE").exists() and time.time() < deadline \
                 and process.poll() is None:

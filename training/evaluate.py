@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from agents.auto_user.model_files import check_model_dir
-    from agents.auto_user.models import ModelUnavailableError
+    from agents.auto_user.models import ModelUnavailableError, silence_known_library_warnings
+
+    silence_known_library_warnings()
 
     models = args.compare or [args.model]
     if SCRIPTED in models and not config.environment.personas:

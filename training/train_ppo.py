@@ -21,7 +21,6 @@ import argparse
 import errno
 import signal
 import sys
-import warnings
 from pathlib import Path
 
 # Errors of the disk rather than of the run: reported in one line (exit 4) instead of a traceback.
@@ -52,10 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    # peft (0.21) reads transformers' deprecated `is_gradient_checkpointing` alias whenever it wraps a model
-    # (get_peft_model, PeftModel.from_pretrained); no argument of ours avoids it, and it says nothing about this run.
-    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-    from agents.auto_user.models import ModelUnavailableError, is_alias, unavailable_message
+    from agents.auto_user.models import (
+        ModelUnavailableError,
+        is_alias,
+        silence_known_library_warnings,
+        unavailable_message,
+    )
+
+    silence_known_library_warnings()
     from training.checkpoint import CheckpointError
     from training.loop import AgentBackendDown, TrainingRun
     from training.output_dir import OutputDirError

@@ -227,3 +227,13 @@ def load_tokenizer_checked(directory: str):
     except Exception as exc:  # tokenizers raises plain Exception for a malformed tokenizer.json
         raise ModelFileError(f"{directory}: the tokenizer files could not be loaded ({type(exc).__name__}: "
                              f"{(str(exc).strip().splitlines() or [''])[0]})") from None
+
+
+def silence_known_library_warnings() -> None:
+    """Hide the one library warning every run printed that says nothing about the run: peft 0.21 reads
+    transformers' deprecated ``is_gradient_checkpointing`` alias whenever it wraps a model (``get_peft_model``,
+    ``PeftModel.from_pretrained``), and no argument of ours avoids it. Called by the command-line entry points."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
