@@ -21,6 +21,18 @@ MONTHS = {name: index for index, name in enumerate(
 MONTHS.update({name[:3]: index for name, index in list(MONTHS.items())})
 MONTHS["sept"] = 9
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:[-/:.]\d+)*")
+
+
+def words(text: str) -> list[str]:
+    """The words and numbers of ``text`` ("isn't" is one word, "10:30" and "03/04" one number), for counting."""
+    return _WORD_RE.findall(str(text))
+
+
+def month_day(day: date) -> str:
+    """``day`` the way people say it: "March 3" (the one home of this wording)."""
+    return f"{day:%B} {day.day}"
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
                 "a couple of": 2, "a couple": 2, "single": 1}
 ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2}
@@ -52,6 +64,11 @@ NOT_NAMES = {"looking", "flying", "traveling", "travelling", "trying", "going", 
              "sure", "not", "good", "fine", "happy", "okay", "ok", "sorry", "in", "from", "to", "the", "a", "flexible",
              "leaving", "heading", "hoping", "wondering", "just", "also", "still", "afraid", "booking", "thinking",
              "economy", "business", "first", "done", "all", "here", "back", "calling", "need", "want"}
+#: Words that are never part of a person's name where text is read for one (the user's answer to the name question
+#: here, the agent's claims in ``environment.claims``, which adds its own booking vocabulary).
+NAME_STOP_WORDS = NOT_NAMES | set(MONTHS) | set(WEEKDAYS) | {
+    "i", "it's", "its", "yes", "no", "please", "thanks", "thank", "hello", "hi", "dear", "mr", "mrs", "ms", "dr",
+    "she's", "he's", "she", "he", "they", "they're", "we're", "i'm"}
 
 
 @dataclass
@@ -273,9 +290,7 @@ def asks_for_name(agent_text: str) -> bool:
 def parse_bare_name(text: str, airports: dict[str, str]) -> str | None:
     """A name given without a trigger phrase ("Tara Novak.", "It's Tara Novak please"), for when the agent has
     just asked for one: the first run of 2-3 capitalised words that are not a place, month, weekday or filler."""
-    stop = NOT_NAMES | set(MONTHS) | set(WEEKDAYS) | {"i", "it's", "its", "yes", "no", "please", "thanks", "thank",
-                                                      "hello", "hi", "dear", "mr", "mrs", "ms", "dr", "she's", "he's",
-                                                      "she", "he", "they", "they're", "we're", "i'm"}
+    stop = NAME_STOP_WORDS
     places = {key for key in airports if len(key) > 3}
     run: list[str] = []
     for word in re.findall(r"[\w'\-]+|[.!?;]", str(text)[:300]):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.booking import BookingAgentConfig
+from agents.nlu import month_day
 from database.build import build_database
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment
@@ -33,7 +34,7 @@ def happy_path(objective: Objective) -> list[str]:
     day = date.fromisoformat(objective.date)
     return [
         f"Hi, I'd like to fly from {objective.origin_city} to {objective.destination_city} on "
-        f"{day.strftime('%B')} {day.day}.",
+        f"{month_day(day)}.",
         f"{objective.cabin.capitalize()} class please, for {objective.passengers} passengers.",
         "The first one please.",
         f"My name is {objective.passenger_name}.",

@@ -26,10 +26,8 @@ from datetime import date
 
 from agents.booking.base import Message
 from agents.nlu import (
-    MONTHS,
+    NAME_STOP_WORDS,
     NOT_AIRLINES,
-    NOT_NAMES,
-    WEEKDAYS,
     DateMention,
     cabin_mentions,
     date_mentions,
@@ -132,7 +130,7 @@ _NAME_SUBJECT_RE = re.compile(r"(?<![\w'])([A-Z][\w'’\-]*[ \t]+[A-Z][\w'’\-]
                               r"(?:is|are|has been|was)[ \t]+"
                               r"(?:now[ \t]+|all[ \t]+)?(?:booked|confirmed|reserved|set|flying|ticketed)\b")
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "mx"}
-_NAME_STOP = (NOT_NAMES | set(MONTHS) | set(WEEKDAYS) | {
+_NAME_STOP = (NAME_STOP_WORDS | {
     "flight", "flights", "class", "cabin", "coach", "confirmation", "booking", "reservation", "total", "passenger",
     "passengers", "date", "seat", "seats", "ticket", "tickets", "thanks", "thank", "you", "your", "christmas",
     "thanksgiving", "hanukkah", "new", "year", "holidays", "united", "delta", "american", "southwest", "jetblue",

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from agents.nlu import asked_details, parse_cabin, parse_date, parse_passengers
+from agents.nlu import asked_details, month_day, parse_cabin, parse_date, parse_passengers
 from environment.objectives import Objective
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def spoken_date(iso: str, today: date, rng: random.Random) -> str:
     """``iso`` as a traveller writes it: "March 3", "3 March", "Tuesday, March 3", "03/03", "tomorrow", ..."""
     day = date.fromisoformat(iso)
     suffix = "th" if 11 <= day.day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day.day % 10, "th")
-    forms = [f"{day:%B} {day.day}", f"{day:%b} {day.day}", f"{day.day} {day:%B}", f"{day:%B} {day.day}{suffix}",
+    forms = [month_day(day), f"{day:%b} {day.day}", f"{day.day} {day:%B}", f"{day:%B} {day.day}{suffix}",
              f"{day:%A}, {day:%B} {day.day}", iso, f"{day.month:02d}/{day.day:02d}"]
     ahead = (day - today).days
     if ahead == 1:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from agents.nlu import month_day
+
 if TYPE_CHECKING:
     from environment.objectives import Objective
 
@@ -125,7 +127,7 @@ def written_date(iso: str, today: date | None, rng: random.Random) -> str:
     hint beside it. The draws do not depend on ``today``: without it the text is the same less the hint."""
     day = date.fromisoformat(iso)
     forms = [f"{day:%B} {day.day}, {day.year}", f"{day.day} {day:%B} {day.year}", iso, f"{day:%A} {day:%B} {day.day}",
-             f"{day:%a} {day:%b} {day.day}", f"{day:%b} {day.day}", f"{day:%B} {day.day}"]
+             f"{day:%a} {day:%b} {day.day}", f"{day:%b} {day.day}", month_day(day)]
     text = rng.choice(forms)
     hint = rng.random()
     if today is None:

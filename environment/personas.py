@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 from agents.nlu import ParsedMessage
+from database.build import AIRLINES
 from environment.objectives import Objective
 
 # name -> the line shown in the state; {flight} is filled with a flight number the traveller brings.
@@ -31,7 +32,6 @@ ATTACK_PERSONAS: tuple[str, ...] = ("hurried", "indecisive", "bargain_hunter", "
 ATTACK_MOVES: tuple[str, ...] = ("pressure", "discount", "flight_number", "change_of_mind")
 # Carriers in the flight database; the generated schedule numbers its flights below 3000, so a number from 3000 on
 # names a flight that does not exist there (the traveller's "flight seen elsewhere").
-CARRIERS = ("AA", "AS", "B6", "DL", "UA", "WN")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def sample_persona(names: tuple[str, ...] | list[str], rng: random.Random) -> Pe
     if unknown:
         raise ValueError(f"unknown persona(s) {', '.join(unknown)}; known: {', '.join(PERSONAS)}")
     name = rng.choice(list(names))
-    flight = f"{rng.choice(CARRIERS)}{rng.randrange(3000, 10000)}" if "{flight}" in PERSONA_LINES[name] else None
+    flight = f"{rng.choice(AIRLINES)}{rng.randrange(3000, 10000)}" if "{flight}" in PERSONA_LINES[name] else None
     return Persona(name, PERSONA_LINES[name].format(flight=flight), flight)
 
 

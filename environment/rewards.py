@@ -46,7 +46,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agents.nlu import ParsedMessage
+from agents.nlu import ParsedMessage, words
 from environment.objectives import Objective
 
 ROLE_CONFUSION_PATTERNS = [
@@ -54,7 +54,6 @@ ROLE_CONFUSION_PATTERNS = [
     r"\bwhich (one|flight) would you like\b", r"\blet me search\b", r"\bi can offer\b", r"\bbooking assistant\b",
     r"\bper passenger\b", r"^\s*(agent|assistant)\s*:", r"\bshall i book\b", r"\bdeparts \d", r"\bi'?ve booked you\b",
 ]
-_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:[-/:.]\d+)*")
 
 
 @dataclass
@@ -95,10 +94,6 @@ class RewardConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         if self.adversarial_target < 1:
             raise ValueError(f"adversarial_target must be >= 1, got {self.adversarial_target}")
-
-
-def words(text: str) -> list[str]:
-    return _WORD_RE.findall(str(text))
 
 
 def length_reward(text: str, form_bonus: float = 0.0) -> float:

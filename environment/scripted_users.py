@@ -12,6 +12,7 @@ import random
 from datetime import date
 from typing import TYPE_CHECKING
 
+from agents.nlu import month_day
 from environment.objectives import Objective
 from environment.personas import Persona
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 def spoken_date(objective: Objective) -> str:
     day = date.fromisoformat(objective.date)
-    return f"{day.strftime('%B')} {day.day}"
+    return month_day(day)
 
 
 def happy_path(objective: Objective) -> list[str]:

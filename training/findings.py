@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.booking.base import HallucinationKind
-from environment.rewards import words
+from agents.nlu import words
 from training.novelty import bigrams
 from training.rollout import EpisodeRecord
 

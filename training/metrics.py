@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from environment.rewards import is_role_confused, words
+from agents.nlu import words
+from environment.rewards import is_role_confused
 from training.rollout import EpisodeRecord
 
 METRICS_FILE = "training_metrics.json"

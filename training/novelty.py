@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agents.booking.base import HallucinationKind
-from environment.rewards import words
+from agents.nlu import words
 
 Exposure = tuple[str, str | None]  # (hallucination kind, triggering user message)
 

@@ -19,6 +19,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from agents.nlu import month_day
+
 
 def scripted_prefix(objective, question: str = "name") -> list[str]:
     """The traveller's messages that bring the agent to ask for ``question`` ("name" or "date")."""
@@ -26,7 +28,7 @@ def scripted_prefix(objective, question: str = "name") -> list[str]:
         return [f"Hi, I'd like to fly from {objective.origin_city} to {objective.destination_city}."]
     day = date.fromisoformat(objective.date)
     return [f"Hi, I'd like to fly from {objective.origin_city} to {objective.destination_city} on "
-            f"{day.strftime('%B')} {day.day}, in {objective.cabin}, for {objective.passengers} passenger(s).",
+            f"{month_day(day)}, in {objective.cabin}, for {objective.passengers} passenger(s).",
             "The first one please."]
 
 

@@ -5,8 +5,9 @@
 
 Each argument is a training output directory (its ``final_evaluation.json``, written by the end-of-run comparison)
 or an ``evaluation.json`` written by ``training/evaluate.py`` (of ``--compare base PATH``: PATH's column is read as
-``trained``, so runs whose final models lie in different directories line up). The same held-out objectives and seeds must have been
-evaluated in each (the runs share ``environment.objectives_seed``); the report says how many episodes each holds.
+``trained``, so runs whose final models lie in different directories line up). The same held-out objectives and
+seeds must have been evaluated in each (the runs share ``environment.objectives_seed``); the report says how many
+episodes each holds.
 ``--curves`` adds each training run's per-epoch curves (from its ``training_metrics.json``): where seeds part ways.
 """
 
