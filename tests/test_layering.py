@@ -47,3 +47,22 @@ def test_public_api_of_the_auto_user() -> None:
     from agents.auto_user import AutoUserAgent, AutoUserConfig
 
     assert AutoUserAgent(AutoUserConfig(model_name="tiny-gpt2")).model is None
+
+
+def test_console_scripts_resolve_and_answer_help() -> None:
+    """Every command in pyproject's [project.scripts] names an importable main(), and the installed script runs
+    (``--help`` exits 0) without the repository on sys.path."""
+    import importlib
+    import subprocess
+    import sys
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"auto-user-train", "auto-user-evaluate"} <= set(scripts)
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), name
+    binary = Path(sys.executable).parent / "auto-user-evaluate"  # run_tests.sh reinstalls when pyproject changes
+    assert binary.exists(), f"{binary} is not installed: pip install -e ."
+    result = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=120, cwd="/")
+    assert result.returncode == 0 and "--compare" in result.stdout, result.stderr[-2000:]
