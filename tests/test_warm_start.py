@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from agents.auto_user.agent import AutoUserAgent, AutoUserConfig
 from agents.auto_user.generation import encode_query, stop_token_ids
+from agents.auto_user.models import resolve_model
 from agents.auto_user.precision import resolve_precision
 from agents.auto_user.tiny_models import build_tiny_model
 from tests.conftest import REPO, train_command
@@ -210,6 +211,8 @@ def _cli_args(tmp_path: Path, cache: Path, *extra: str) -> list[str]:
     ("bad_number", "argument --learning-rate: expected a number, got 'fast'"),
     ("bad_fraction", "--eval-fraction must be in [0, 1), got 2.0"),
     ("out_is_file", "--out: {tmp}/out is a file, not a directory"),
+    ("out_not_empty", "--out: {tmp}/out is not empty (pass --overwrite to write into it)"),
+    ("multi_line_completion", "--dataset: dataset row 1: completion 'Two\\nlines' holds a turn-ending token"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, tiny_model_cache: Path, capsys: pytest.CaptureFixture,
                                           case: str, expected: str) -> None:
@@ -224,6 +227,15 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, tiny_model_cache: Path
              "bad_fraction": ["--eval-fraction", "2"]}.get(case, [])
     if case == "out_is_file":
         (tmp_path / "out").write_text("")
+    if case == "out_not_empty":
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "adapter_model.safetensors").write_text("an earlier model")
+    if case == "multi_line_completion":
+        dataset = tmp_path / "two_lines"
+        Dataset.from_list([{"prompt": "User:", "completion": "Fine."}, {"prompt": "User:", "completion": "Two\nlines"}]
+                          ).save_to_disk(str(dataset))
+    resolve_model("tiny-gpt2", tiny_model_cache)  # built once, before the output under test
+    capsys.readouterr()  # the saves' and the build's progress bars
     with pytest.raises(SystemExit) as exit_info:
         main(_cli_args(tmp_path, tiny_model_cache, "--dataset", str(dataset), *extra))
     assert exit_info.value.code == 2

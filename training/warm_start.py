@@ -29,13 +29,14 @@ Decisions:
   with its tokenizer) and give that directory to PPO as ``model.base_model`` with a fresh adapter (no
   ``init_from``); the policy then starts equal to its reference. This module does not do that.
 
-Speed (measured on the 2-core AVX2 CPU, SmolLM2-135M, 8 rows of ~220 tokens per step; figures in the report of
-issue 22 and ``warm_start_metrics.json``): TRL's own defaults are set for GPUs, and three of them cost much here:
-``bf16=True`` runs autocast in bf16 on a CPU without bf16 units (a forward 6x slower, a backward >15x), so the
-precision follows ``hardware.mixed_precision`` as in PPO (``agents.auto_user.precision``); gradient
-checkpointing (TRL default on, +25-40 %) follows ``model.gradient_checkpointing`` (off); and TRL's fused LM head
-projects every position onto the 49k vocabulary when not on a Triton device, prompt included, so the loss here
-projects only the completion positions (-25 % per step).
+Speed. TRL's defaults suit GPUs; on this project's 2-core AVX2 CPU (no bf16 units) three of them made an SFT step
+of SmolLM2-135M several times slower than the compute needs. Measured per step of 8 rows of ~216 tokens (14 of them
+completion), one thread, on the shared machine: TRL defaults (``bf16=True`` autocast, gradient checkpointing) did
+not finish one step in 165 s (one row's forward and backward: 60-69 s in bf16 autocast, 3 s in float32); float32
+with checkpointing 46-61 s; float32 without 29-39 s; and with the vocabulary projection on completion positions
+only (TRL's fused LM head projects every position onto the 49k vocabulary off Triton devices) 23 s. So: precision
+follows ``hardware.mixed_precision`` as PPO's (``agents.auto_user.precision``: bf16 only where the hardware has
+it), checkpointing follows ``model.gradient_checkpointing`` (off), and the loss projects completion positions only.
 """
 
 from __future__ import annotations
@@ -328,8 +329,13 @@ def _sft_trainer_class() -> type:
 def build_trainer(policy: Any, examples: list[dict], warm: WarmStartConfig, trainer_dir: str, precision: str) -> Any:
     """The SFT trainer over ``policy.pretrained_model`` (its LoRA weights train) and the tokenized examples."""
     from datasets import Dataset
-    from transformers import PrinterCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig
+
+    class LogLoss(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                logger.info("warm start step %d/%d: loss %.4f", state.global_step, state.max_steps, logs["loss"])
 
     device = next(policy.pretrained_model.parameters()).device
     args = SFTConfig(
@@ -344,7 +350,8 @@ def build_trainer(policy: Any, examples: list[dict], warm: WarmStartConfig, trai
     )
     trainer = _sft_trainer_class()(model=policy.pretrained_model, args=args,
                                    train_dataset=Dataset.from_list(examples), processing_class=policy.tokenizer)
-    trainer.remove_callback(PrinterCallback)  # losses go to warm_start_metrics.json and this module's logger
+    trainer.remove_callback(PrinterCallback)  # losses go to this module's logger and warm_start_metrics.json
+    trainer.add_callback(LogLoss())
     return trainer
 
 
@@ -371,7 +378,8 @@ def warm_start(model_config: ModelConfig, warm_config: WarmStartConfig, dataset:
     from accelerate.utils import set_seed
     from datasets import Dataset, disable_progress_bars
 
-    from agents.auto_user.models import resolve_model
+    from agents.auto_user.model_files import write_manifest
+    from agents.auto_user.models import load_tokenizer_checked, resolve_model
     from agents.auto_user.precision import resolve_precision
     from training.ppo.policy import PolicyWithValueHead
     from training.seeds import process_seed
@@ -393,17 +401,17 @@ def warm_start(model_config: ModelConfig, warm_config: WarmStartConfig, dataset:
     # The recorded base model is the resolved path, as the PPO run resolves it (training/loop.py checks they match).
     path = resolve_model(model_config.base_model, getattr(model_config, "model_cache_dir", None))
     policy_config = dataclasses.replace(model_config, base_model=path, init_from=None)
+    tokenizer = load_tokenizer_checked(path)  # rows are checked before the model loads
+    examples, counts = encode_rows(tokenizer, dataset, policy_config, turn_end)
+    train_rows, eval_rows = split_rows(dataset, warm_config.eval_fraction, warm_config.seed)
+    train_examples, eval_examples = [examples[i] for i in train_rows], [examples[i] for i in eval_rows]
+    pad_id = tokenizer.pad_token_id
+
     set_seed(process_seed(warm_config.seed))  # LoRA initialisation draws from the global RNG
     policy = PolicyWithValueHead.from_config(policy_config, device=device)
     precision, why = resolve_precision(warm_config.mixed_precision, device)
-    logger.info("warm start on %s, %d rows; precision %s (%s)", path, len(dataset), precision, why)
-
-    train_rows, eval_rows = split_rows(dataset, warm_config.eval_fraction, warm_config.seed)
-    if not train_rows:
-        raise WarmStartDataError("dataset: no rows left to train on after the held-out split")
-    train_examples, counts = encode_rows(policy.tokenizer, dataset.select(train_rows), policy_config, turn_end)
-    eval_examples, _ = encode_rows(policy.tokenizer, dataset.select(eval_rows), policy_config, turn_end)
-    pad_id = policy.tokenizer.pad_token_id
+    logger.info("warm start on %s: %d rows (%d held out); precision %s (%s)", path, len(dataset), len(eval_rows),
+                precision, why)
     eval_before = completion_loss(policy.pretrained_model, eval_examples, pad_id)
 
     with tempfile.TemporaryDirectory(prefix="warm-start-trainer-") as trainer_dir:
@@ -418,8 +426,6 @@ def warm_start(model_config: ModelConfig, warm_config: WarmStartConfig, dataset:
         del trainer
     policy.pretrained_model.eval()
     eval_after = completion_loss(policy.pretrained_model, eval_examples, pad_id)
-    for entry in history:
-        logger.info("warm start step %d: loss %.4f", entry["step"], entry["loss"])
 
     out.mkdir(parents=True, exist_ok=True)
     policy.save_pretrained(out)
@@ -439,6 +445,7 @@ def warm_start(model_config: ModelConfig, warm_config: WarmStartConfig, dataset:
         "config": dataclasses.asdict(warm_config),
     }
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_manifest(out)  # last, as checkpoints: loading then verifies every file's bytes (check_model_dir)
     return out
 
 
@@ -500,10 +507,13 @@ def main(argv: list[str] | None = None) -> None:
     if config.hardware.num_threads:
         torch.set_num_threads(config.hardware.num_threads)
     from agents.auto_user.models import ModelUnavailableError
+    from training.ppo.policy import LoraTargetError
 
     try:
         result = warm_start(config.model, warm, dataset, out, device="cpu" if config.hardware.cpu else None)
-    except (WarmStartDataError, ModelUnavailableError) as exc:
+    except WarmStartDataError as exc:
+        _fail(f"--dataset: {exc}")
+    except (ModelUnavailableError, LoraTargetError) as exc:  # one line each, naming the key or directory
         _fail(str(exc).splitlines()[0])
     metrics = json.loads((result / METRICS_FILE).read_text())
     print(json.dumps({"out": str(result), **{key: metrics[key] for key in (
