@@ -102,7 +102,8 @@ class WarmStartConfig:
         turn_end (`str`, defaults to `"auto"`):
             Token that closes each completion so the model learns to stop: `"newline"` (a line break, where the
             sampler stops when ``model.stop_at_newline``), `"eos"` (the tokenizer's eos token), or `"auto"`:
-            newline when ``model.stop_at_newline``, else eos.
+            newline when ``model.stop_at_newline``, else eos. With ``environment.state_template: chat``, `"eos"` is
+            the chat model's own end of turn (``<|im_end|>`` for SmolLM2), which the sampler also stops at.
         mixed_precision (`str`, defaults to `"auto"`):
             `"auto"` (bf16 autocast only where the CPU has bf16 units or the GPU supports it), `"bf16"` or `"no"`,
             as ``hardware.mixed_precision``.
