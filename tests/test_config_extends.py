@@ -24,7 +24,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _leaves(data: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"ppo.max_epochs": 3, ...}``: every non-mapping value by its dotted key."""
+    """``{"ppo.iterations": 3, ...}``: every non-mapping value by its dotted key."""
     leaves: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict) and value:
@@ -51,19 +51,20 @@ def _resolved(path: Path, *overrides: str) -> dict[str, Any]:
 
 
 def test_child_wins_mappings_merge_lists_replace_and_set_applies_last(tmp_path, monkeypatch) -> None:
-    _write(tmp_path / "root.yaml", "environment:\n  personas: [hurried, indecisive]\n  max_conversation_length: 6\n"
-                                   "ppo:\n  max_epochs: 3\n  num_envs: 2\nlogging:\n  save_every: 2\n")
-    _write(tmp_path / "recipes" / "middle.yaml", "extends: ../root.yaml\nppo:\n  max_epochs: 5\n"
-                                                 "environment:\n  personas: [bargain_hunter]\n")
+    _write(tmp_path / "root.yaml", "fuzzing:\n  personas: [hurried, indecisive]\nenvironment:\n"
+                                   "  max_conversation_length: 6\nppo:\n  iterations: 3\n  num_envs: 2\n"
+                                   "logging:\n  save_every: 2\n")
+    _write(tmp_path / "recipes" / "middle.yaml", "extends: ../root.yaml\nppo:\n  iterations: 5\n"
+                                                 "fuzzing:\n  personas: [bargain_hunter]\n")
     child = _write(tmp_path / "recipes" / "deep" / "child.yaml", "extends: ../middle.yaml\nppo:\n  num_envs: 4\n")
     monkeypatch.chdir(tmp_path / "recipes" / "deep")  # parents resolve from the extending file, not the cwd
 
-    config = load_config(child, ["ppo.max_epochs=7"])
+    config = load_config(child, ["ppo.iterations=7"])
 
     assert config.ppo.num_envs == 4  # the child's own value
-    assert config.ppo.max_epochs == 7  # --set over the middle's 5 over the root's 3
-    assert load_config(child).ppo.max_epochs == 5
-    assert config.environment.personas == ["bargain_hunter"]  # a list replaces, never appends
+    assert config.ppo.iterations == 7  # --set over the middle's 5 over the root's 3
+    assert load_config(child).ppo.iterations == 5
+    assert config.fuzzing.personas == ["bargain_hunter"]  # a list replaces, never appends
     assert config.environment.max_conversation_length == 6 and config.logging.save_every == 2  # inherited
     assert config.ppo.rollout_episodes == TrainingConfig().ppo.rollout_episodes  # nobody states it: the default
 

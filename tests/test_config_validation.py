@@ -3,6 +3,7 @@ any model loads. The config table runs ``train_ppo.main`` in-process; --resume a
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -74,8 +75,8 @@ BAD_FILES = [
     ("a scalar", b"just some words\n", "must be a YAML mapping"),
     ("empty", b"", "is empty"),
     ("only comments", b"# the whole job, by default\n", "is empty"),
-    ("duplicate keys", b"ppo:\n  max_epochs: 1\n  max_epochs: 50\n", "duplicate key 'max_epochs' (line 3)"),
-    ("duplicate sections", b"ppo:\n  max_epochs: 1\nppo:\n  max_epochs: 2\n", "duplicate key 'ppo'"),
+    ("duplicate keys", b"ppo:\n  iterations: 1\n  iterations: 50\n", "duplicate key 'iterations' (line 3)"),
+    ("duplicate sections", b"ppo:\n  iterations: 1\nppo:\n  iterations: 2\n", "duplicate key 'ppo'"),
     ("invalid YAML", b"ppo: [1, 2\n", "is not valid YAML"),
     ("section null", b"environment:\nmodel:\n  lora_r: 4\n", "environment: expected a mapping"),
     ("section a number", b"environment: 5\n", "environment: expected a mapping"),
@@ -182,3 +183,90 @@ def test_lora_targets_that_match_nothing_exit_2_once_the_model_is_known(tmp_path
     errors = [line for line in result.stderr.splitlines() if line.startswith("config error:")]
     assert len(errors) == 1 and "model.lora_target_modules" in errors[0] and "c_attn" in errors[0], errors
     assert "Traceback" not in result.stderr and not (tmp_path / "out" / "checkpoint-1").exists()
+
+
+# --- issue 21: renamed keys -----------------------------------------------------------------------------------------
+
+# old key -> a value that was valid under it
+OLD_VALUES = {"ppo.max_epochs": 2, "environment.reward.objective": "adversarial", "environment.personas": ["hurried"],
+              "buffer.novelty_bonus": 0.1, "buffer.novelty_memory": 8}
+
+
+def _nested(dotted: str, value: object) -> dict:
+    *sections, key = dotted.split(".")
+    data: dict = {key: value}
+    for section in reversed(sections):
+        data = {section: data}
+    return data
+
+
+def test_every_renamed_key_has_a_test_value() -> None:
+    from training.config import RENAMED
+
+    assert set(RENAMED) == set(OLD_VALUES)
+
+
+@pytest.mark.parametrize("old", sorted(OLD_VALUES))
+@pytest.mark.parametrize("where", ["file", "parent file", "--set"])
+def test_old_key_exits_2_with_one_line_naming_the_new_key(tmp_path, capsys, old, where) -> None:
+    from training.config import RENAMED
+
+    out = tmp_path / "out"
+    argv = ["--config", TINY, "--set", f"logging.output_dir={out}"]
+    if where == "--set":
+        argv += ["--set", f"{old}={json.dumps(OLD_VALUES[old])}"]
+        source = f"--set {old}="
+    else:
+        old_file = tmp_path / "old.yaml"
+        old_file.write_text(f"extends: {TINY}\n" + yaml.safe_dump(_nested(old, OLD_VALUES[old])))
+        config = old_file
+        if where == "parent file":
+            config = tmp_path / "child.yaml"
+            config.write_text("extends: old.yaml\nseed: 1\n")
+        argv[1] = str(config)
+        source = str(old_file)
+    code, lines = _run_main(argv, capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"config error: {old} was renamed to {RENAMED[old]} ("), lines
+    assert source in lines[0], lines
+    assert not out.exists()  # failed before anything was written or loaded
+
+
+def test_mode_and_fuzzing_set_the_environment_and_are_what_a_saved_config_holds(tmp_path) -> None:
+    from training.config import config_to_dict, load_config, save_config
+
+    config = load_config(TINY, ["mode=adversarial", "fuzzing.personas=[hurried, flight_number]",
+                                "fuzzing.novelty_bonus=0.2", "fuzzing.novelty_memory=5"])
+    assert config.environment.reward.objective == "adversarial"  # what the environment reads
+    assert config.environment.personas == ["hurried", "flight_number"]
+    assert (config.fuzzing.novelty_bonus, config.fuzzing.novelty_memory) == (0.2, 5)
+    assert load_config(TINY).environment.reward.objective == "cooperative" and not load_config(TINY).fuzzing.personas
+    saved = config_to_dict(config)
+    assert saved["mode"] == "adversarial" and saved["fuzzing"]["personas"] == ["hurried", "flight_number"]
+    assert "personas" not in saved["environment"] and "objective" not in saved["environment"]["reward"]
+    save_config(config, tmp_path / "training_config.yaml")
+    assert config_to_dict(load_config(tmp_path / "training_config.yaml")) == saved  # the saved file loads as is
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("mode=chaos", "mode: expected one of ['cooperative', 'adversarial'], got 'chaos'"),
+    ("fuzzing.personas=[sneaky]", "fuzzing.personas: unknown persona(s) sneaky"),
+    ("fuzzing.novelty_bonus=-1", "fuzzing.novelty_bonus must be >= 0"),
+    ("fuzzing.novelty_memory=0", "fuzzing.novelty_memory must be >= 1"),
+    ("ppo.iterations=0", "ppo.iterations must be >= 1"),
+])
+def test_new_keys_are_validated_under_their_own_names(setting, expected) -> None:
+    from training.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(TINY, [setting])
+    assert expected in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_training_and_the_auto_user_default_to_the_same_base_model() -> None:
+    from agents.auto_user.agent import AutoUserConfig
+    from training.config import PolicyModelConfig
+    from training.ppo.config import ModelConfig
+
+    assert ModelConfig().base_model == PolicyModelConfig().base_model == AutoUserConfig().model_name \
+        == "smollm2-135m-instruct"

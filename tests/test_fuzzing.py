@@ -172,7 +172,7 @@ def test_evaluate_adversarial_writes_findings_for_the_scripted_baseline(template
                                                                         tiny_model_cache) -> None:
     out = tmp_path / "report"
     settings = [f"environment.db_path={template_db}", f"environment.workdir={tmp_path / 'work'}",
-                f"model.model_cache_dir={tiny_model_cache}", "environment.personas=[hurried,flight_number]",
+                f"model.model_cache_dir={tiny_model_cache}", "fuzzing.personas=[hurried,flight_number]",
                 *[f"environment.agent.rule.{name}=1.0" for name in ALWAYS], "hardware.num_threads=1"]
     command = [sys.executable, str(REPO / "training" / "evaluate.py"), "--model", "scripted", "--config",
                str(REPO / "configs" / "tiny_test.yaml"), "--mode", "adversarial", "--episodes", "6", "--seeds", "2",
@@ -199,7 +199,7 @@ def test_scripted_baseline_needs_personas(tmp_path) -> None:
     command = [sys.executable, str(REPO / "training" / "evaluate.py"), "--model", "scripted", "--config",
                str(REPO / "configs" / "tiny_test.yaml"), "--episodes", "2", "--out", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert result.returncode == 2 and "environment.personas" in result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "fuzzing.personas" in result.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(("mode", "stages", "expected"), [

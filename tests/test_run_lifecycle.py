@@ -151,7 +151,7 @@ def test_a_fresh_run_into_an_earlier_runs_directory_refuses(finished, tmp_path, 
 def test_overwrite_starts_afresh_in_an_earlier_runs_directory(finished, tmp_path, template_db,
                                                               tiny_model_cache) -> None:
     out = copy_checkpoints(finished[0], tmp_path / "out")
-    result = run_train(out, template_db, tiny_model_cache, "ppo.max_epochs=1", "evaluation.eval_every=0",
+    result = run_train(out, template_db, tiny_model_cache, "ppo.iterations=1", "evaluation.eval_every=0",
                        args=("--overwrite",))
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]  # the old checkpoint-2 is gone
@@ -173,7 +173,7 @@ def test_resuming_a_finished_runs_checkpoint_into_a_new_directory_works(finished
                                                                         tiny_model_cache) -> None:
     source, _ = finished
     out = tmp_path / "continued"
-    result = run_train(out, template_db, tiny_model_cache, "ppo.max_epochs=3", "evaluation.eval_every=0",
+    result = run_train(out, template_db, tiny_model_cache, "ppo.iterations=3", "evaluation.eval_every=0",
                        args=("--resume", str(source / "checkpoint-2")))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "continuing at epoch 3" in result.stderr and "Traceback" not in result.stderr
@@ -202,7 +202,7 @@ def test_sigterm_saves_a_resumable_checkpoint_and_exits_143(tmp_path, template_d
                                                              launcher) -> None:
     """Through the README's main command too: the wrapper must hand the signal to the run, not swallow it."""
     out, log = tmp_path / "terminated", tmp_path / "stderr.txt"
-    command = train_command(out, template_db, tiny_model_cache, "ppo.max_epochs=50", "evaluation.eval_every=0")
+    command = train_command(out, template_db, tiny_model_cache, "ppo.iterations=50", "evaluation.eval_every=0")
     env = dict(os.environ)
     if launcher == "run_training.sh":  # the same settings, passed the way a user passes them to the wrapper
         env["CONFIG"] = command[command.index("--config") + 1]

@@ -28,7 +28,7 @@ def unreachable_agent() -> list[str]:
 def test_every_episode_failing_skips_the_update_then_stops_with_one_line(tmp_path, template_db,
                                                                         tiny_model_cache) -> None:
     out = tmp_path / "down"
-    command = train_command(out, template_db, tiny_model_cache, *unreachable_agent(), "ppo.max_epochs=5",
+    command = train_command(out, template_db, tiny_model_cache, *unreachable_agent(), "ppo.iterations=5",
                             "ppo.max_failed_epochs=2")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 3, result.stderr[-3000:]
@@ -50,7 +50,7 @@ def test_every_episode_failing_skips_the_update_then_stops_with_one_line(tmp_pat
 
 def test_failed_epochs_below_the_limit_do_not_stop_the_run(tmp_path, template_db, tiny_model_cache) -> None:
     out = tmp_path / "flaky"
-    command = train_command(out, template_db, tiny_model_cache, *unreachable_agent(), "ppo.max_epochs=2",
+    command = train_command(out, template_db, tiny_model_cache, *unreachable_agent(), "ppo.iterations=2",
                             "ppo.max_failed_epochs=3")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -65,7 +65,7 @@ def test_ctrl_c_during_the_update_or_the_evaluation_saves_the_epoch_and_exits_0(
                                                                                marker) -> None:
     out = tmp_path / phase
     # Evaluation after every epoch, on 40 held-out objectives, and a longer update: both last long enough to hit.
-    command = train_command(out, template_db, tiny_model_cache, "ppo.max_epochs=20", "ppo.ppo_epochs=8",
+    command = train_command(out, template_db, tiny_model_cache, "ppo.iterations=20", "ppo.ppo_epochs=8",
                             "environment.num_objectives=200", "evaluation.eval_every=1",
                             "evaluation.eval_objectives=40")
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO)

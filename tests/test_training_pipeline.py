@@ -65,7 +65,7 @@ def test_two_epochs_write_every_output(trained: Path) -> None:
         json.loads((checkpoint / "buffer.json").read_text())
     assert (trained / "final_model" / "value_head.safetensors").exists()
     config = yaml.safe_load((trained / "training_config.yaml").read_text())
-    assert config["model"]["base_model"] == "tiny-gpt2" and config["ppo"]["max_epochs"] == 2
+    assert config["model"]["base_model"] == "tiny-gpt2" and config["ppo"]["iterations"] == 2
     history = json.loads((trained / "training_metrics.json").read_text())
     assert [record["epoch"] for record in history] == [1, 2]
     for record in history:
@@ -143,7 +143,7 @@ def test_one_seed_gives_the_same_run_and_another_a_different_one(trained, tmp_pa
                                                                  model_cache) -> None:
     def first_epoch(seed: int) -> dict:
         out = tmp_path / f"seed-{seed}"
-        result = train(out, template_db, model_cache, "ppo.max_epochs=1", f"seed={seed}")
+        result = train(out, template_db, model_cache, "ppo.iterations=1", f"seed={seed}")
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads((out / "training_metrics.json").read_text())[0]
 
@@ -157,7 +157,7 @@ def test_one_seed_gives_the_same_run_and_another_a_different_one(trained, tmp_pa
 
 def test_resume_matches_uninterrupted_run(trained, tmp_path, template_db, model_cache) -> None:
     out = tmp_path / "resumed"
-    first = train(out, template_db, model_cache, "ppo.max_epochs=1")
+    first = train(out, template_db, model_cache, "ppo.iterations=1")
     assert first.returncode == 0, first.stderr[-3000:]
     second = train(out, template_db, model_cache, resume="latest")
     assert second.returncode == 0, second.stderr[-3000:]
@@ -172,7 +172,7 @@ def test_resume_matches_uninterrupted_run(trained, tmp_path, template_db, model_
 
 def test_sigkill_then_resume(tmp_path, template_db, model_cache) -> None:
     out = tmp_path / "killed"
-    command = TRAIN + overrides(out, template_db, model_cache, "ppo.max_epochs=4", "ppo.rollout_episodes=4")
+    command = TRAIN + overrides(out, template_db, model_cache, "ppo.iterations=4", "ppo.rollout_episodes=4")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     deadline = time.time() + 240
     while not (out / "checkpoint-1" / "COMPLETE").exists() and time.time() < deadline:
@@ -180,7 +180,7 @@ def test_sigkill_then_resume(tmp_path, template_db, model_cache) -> None:
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     (out / "checkpoint-9").mkdir()  # a half-written checkpoint (no COMPLETE marker) must be ignored
-    resumed = train(out, template_db, model_cache, "ppo.max_epochs=4", "ppo.rollout_episodes=4", resume="latest")
+    resumed = train(out, template_db, model_cache, "ppo.iterations=4", "ppo.rollout_episodes=4", resume="latest")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "checkpoint-9" not in resumed.stderr
     history = json.loads((out / "training_metrics.json").read_text())
@@ -190,7 +190,7 @@ def test_sigkill_then_resume(tmp_path, template_db, model_cache) -> None:
 
 def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path, template_db, model_cache) -> None:
     out = tmp_path / "interrupted"
-    command = TRAIN + overrides(out, template_db, model_cache, "ppo.max_epochs=50")
+    command = TRAIN + overrides(out, template_db, model_cache, "ppo.iterations=50")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     deadline = time.time() + 240
     while not (out / "checkpoint-1").exists() and time.time() < deadline:
@@ -247,9 +247,9 @@ def test_init_from_starts_a_fresh_run_from_a_trained_policy(trained, tmp_path, t
 
     # A learning rate of 1e-12 leaves checkpoint-1 where the run started.
     started = train(tmp_path / "init", template_db, model_cache, f"model.init_from={trained / 'final_model'}",
-                    "ppo.max_epochs=1", "ppo.learning_rate=1e-12")
+                    "ppo.iterations=1", "ppo.learning_rate=1e-12")
     assert started.returncode == 0, started.stderr[-3000:]
-    fresh = train(tmp_path / "fresh", template_db, model_cache, "ppo.max_epochs=1", "ppo.learning_rate=1e-12")
+    fresh = train(tmp_path / "fresh", template_db, model_cache, "ppo.iterations=1", "ppo.learning_rate=1e-12")
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     log = next((tmp_path / "init" / "logs").glob("*.log")).read_text()
     assert "starting from the trained policy" in log

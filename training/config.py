@@ -1,9 +1,10 @@
 """The training configuration: one YAML file, one typed dataclass per section (field docs are the reference).
 
 Sections: ``environment`` (with ``environment.agent`` and ``environment.reward``), ``model``, ``ppo``, ``buffer``,
-``logging``, ``evaluation``, ``hardware``, plus the top-level ``seed`` that every other seed derives from unless
-set explicitly. Unknown keys, wrong types, out-of-range values and missing files raise :class:`ConfigError` with one
-line naming the key, before any model loads.
+``fuzzing``, ``logging``, ``evaluation``, ``hardware``, plus the top-level ``mode`` (cooperative or adversarial: which
+reward the environment pays) and ``seed`` (every other seed derives from it unless set explicitly). Unknown keys,
+wrong types, out-of-range values and missing files raise :class:`ConfigError` with one line naming the key, before
+any model loads; so does a key that was renamed (``RENAMED``), naming its new key.
 
 A config file may extend another (``extends: <path>``, relative to the extending file) and state only what differs:
 the child wins, mappings merge key by key, lists and scalars replace; ``--set`` applies last. A run writes the full
@@ -29,6 +30,7 @@ from typing import Any, Literal
 import yaml
 
 from environment.config import EnvironmentConfig
+from environment.personas import PERSONAS
 from training.ppo.config import ModelConfig, PPOConfig
 
 
@@ -36,6 +38,17 @@ class ConfigError(ValueError):
     """A bad configuration value; ``str()`` is one line that names the key."""
 
 
+# Old key -> new key (issue 21). The environment layer keeps ``personas`` and ``reward.objective`` (the training
+# config sets them from ``fuzzing.personas`` and ``mode``), so without this table they would still load, and the
+# others would be "unknown key" without a word on where they went.
+RENAMED = {
+    "ppo.max_epochs": "ppo.iterations",
+    "environment.reward.objective": "mode",
+    "environment.personas": "fuzzing.personas",
+    "buffer.novelty_bonus": "fuzzing.novelty_bonus",
+    "buffer.novelty_memory": "fuzzing.novelty_memory",
+}
+MODES = ("cooperative", "adversarial")
 SEED_RANGE = (0, 2**31 - 1)  # numpy's legacy seeding takes < 2**32; process indices are added to the seed
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -75,7 +88,6 @@ class PolicyModelConfig(ModelConfig):
             ``None`` uses ``$AUTO_USER_MODEL_CACHE`` or ``~/.cache/auto-user-ppo/models``.
     """
 
-    base_model: str = "smollm2-135m-instruct"
     model_cache_dir: str | None = None
 
 
@@ -84,18 +96,21 @@ class TrainingPPOConfig(PPOConfig):
     """``ppo`` section: `PPOConfig` plus the outer training loop.
 
     Attributes:
-        max_epochs: training epochs (collect rollouts, then one ``PPOTrainer.step``).
+        iterations: training iterations, each one rollout phase (``rollout_episodes`` conversations) then one PPO
+            update (``PPOTrainer.step``, ``ppo_epochs`` passes over the batch). Logs, ``training_metrics.json``
+            (its ``epoch`` key) and checkpoints (``checkpoint-N``) number iterations as "epoch N", as committed
+            results and the tools that read them do; "epoch" below means one iteration.
         rollout_episodes: conversations collected per epoch (per process).
         num_envs: environments stepped concurrently; the policy generates for all of them in one batch per turn.
         turn_gamma: discount between user turns for turn-level credit (see ``training/credit.py``).
         max_train_minutes: wall-clock budget: stop (saving as usual) after the epoch when one more epoch, as long
-            as the mean epoch so far, would end past it; ``None`` trains all ``max_epochs``.
+            as the mean epoch so far, would end past it; ``None`` trains all ``iterations``.
         max_failed_epochs: stop (saving a checkpoint, exit code 3) after this many consecutive epochs without a
             usable episode, i.e. every conversation ended in an agent backend error; such an epoch logs its errors
             and skips the update. 0 never stops.
     """
 
-    max_epochs: int = 10
+    iterations: int = 10
     rollout_episodes: int = 8
     num_envs: int = 4
     turn_gamma: float = 0.9
@@ -108,7 +123,7 @@ class TrainingPPOConfig(PPOConfig):
             raise ValueError(f"max_failed_epochs must be >= 0 (0: never stop), got {self.max_failed_epochs}")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
             raise ValueError(f"max_train_minutes must be > 0 or null, got {self.max_train_minutes}")
-        for name in ("max_epochs", "rollout_episodes", "num_envs"):
+        for name in ("iterations", "rollout_episodes", "num_envs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.turn_gamma <= 1.0:
@@ -125,18 +140,12 @@ class BufferConfig:
         adversarial_ratio: share of the replayed samples drawn from the adversarial buffer (conversations with a
             hallucination); the rest come from the normal buffer (verified conversations).
         replay_fraction: replayed samples per PPO batch, as a fraction of the fresh samples.
-        novelty_bonus: fuzzing: weight of the bonus added to the terminal reward of an episode whose exposed
-            hallucination is of a kind, or came from an attack, not already in the archive of exposing conversations
-            (``training/novelty.py``; 0: off).
-        novelty_memory: triggering messages remembered per hallucination kind for the novelty bonus.
     """
 
     use_buffer: bool = True
     buffer_size: int = 512
     adversarial_ratio: float = 0.3
     replay_fraction: float = 0.25
-    novelty_bonus: float = 0.0
-    novelty_memory: int = 64
 
     def __post_init__(self) -> None:
         if self.buffer_size < 1:
@@ -145,6 +154,30 @@ class BufferConfig:
             raise ValueError(f"adversarial_ratio must be in [0, 1], got {self.adversarial_ratio}")
         if not 0.0 <= self.replay_fraction <= 1.0:
             raise ValueError(f"replay_fraction must be in [0, 1], got {self.replay_fraction}")
+
+
+@dataclass
+class FuzzingConfig:
+    """``fuzzing`` section: what only fuzzing runs (``mode: adversarial``) use; the defaults turn it all off.
+
+    Attributes:
+        personas: traveller personas sampled per episode (``environment/personas.py``: hurried, indecisive,
+            bargain_hunter, flight_number, relaxed); the persona's line follows the objective in the state, and
+            ``evaluate.py --model scripted`` plays each one's hand-written attacker. Empty: none.
+        novelty_bonus: weight of the bonus added to the terminal reward of an episode whose exposed hallucination is
+            of a kind, or came from an attack, not already in the archive of exposing conversations
+            (``training/novelty.py``; 0: off).
+        novelty_memory: triggering messages remembered per hallucination kind for the novelty bonus.
+    """
+
+    personas: list[str] = field(default_factory=list)
+    novelty_bonus: float = 0.0
+    novelty_memory: int = 64
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.personas) - set(PERSONAS))
+        if unknown:
+            raise ValueError(f"personas: unknown persona(s) {', '.join(unknown)}; known: {', '.join(PERSONAS)}")
         if self.novelty_bonus < 0.0:
             raise ValueError(f"novelty_bonus must be >= 0, got {self.novelty_bonus}")
         if self.novelty_memory < 1:
@@ -240,22 +273,33 @@ class TrainingConfig:
     """The whole run.
 
     Attributes:
+        mode: "cooperative" (reward verified bookings that meet the objective) or "adversarial" (fuzzing: reward
+            conversations that expose agent hallucinations; naturalness still counts). The environment's
+            ``reward.objective``, which this sets, as ``fuzzing.personas`` sets ``environment.personas``: the
+            environment layer keeps its own names, and a config names neither (``RENAMED``).
         seed: the run's seed. ``environment.seed`` (episode sampling, the booking agent's per-episode seeds) and
             ``ppo.seed`` (policy sampling, mini-batch order) derive from it unless set explicitly, as do the replay
             buffers' draws and torch/numpy/python RNGs. The objectives and their train/held-out split are data, fixed
             by ``environment.objectives_seed``, so runs with different seeds are evaluated on the same held-out set.
     """
 
+    mode: Literal["cooperative", "adversarial"] = "cooperative"
     environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
     model: PolicyModelConfig = field(default_factory=PolicyModelConfig)
     ppo: TrainingPPOConfig = field(default_factory=TrainingPPOConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
+    fuzzing: FuzzingConfig = field(default_factory=FuzzingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be 'cooperative' or 'adversarial', got {self.mode!r}")
+        # The environment reads its own fields; these two are the training config's to set.
+        self.environment.personas = list(self.fuzzing.personas)
+        self.environment.reward.objective = self.mode
         if self.model.use_quantization and self.hardware.sampling.startswith("merged"):
             raise ValueError(f"hardware: sampling {self.hardware.sampling!r} needs an unquantized base "
                              "(model.use_quantization is true): use 'auto' or 'adapter'")
@@ -369,6 +413,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         data = _read_extended(Path(path), ())
     for assignment in overrides or []:
+        alone: dict = {}
+        _set_override(alone, assignment)
+        _check_renamed(alone, f"--set {assignment}")
         _set_override(data, assignment)
     if isinstance(data, dict) and "reward" in data:
         raise ConfigError("reward: the reward section lives under environment (environment.reward)")
@@ -377,10 +424,23 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     return config
 
 
+def _check_renamed(data: dict, where: str) -> None:
+    """ConfigError naming the new key for the first old key (``RENAMED``) that ``data`` holds; ``where``: its source."""
+    for old, new in RENAMED.items():
+        node: Any = data
+        for key in old.split("."):
+            if not isinstance(node, dict) or key not in node:
+                break
+            node = node[key]
+        else:
+            raise ConfigError(f"{old} was renamed to {new} ({where})")
+
+
 def _read_extended(path: Path, children: tuple[Path, ...]) -> dict:
     """The file's mapping merged onto its parent's (``extends``, followed recursively); ``children``: the files that
     extend this one, nearest last, for cycle detection."""
     data = _read_yaml_mapping(path)
+    _check_renamed(data, str(path))
     if "extends" not in data:
         return data
     parent = data.pop("extends")
@@ -478,8 +538,11 @@ def _check_files(config: TrainingConfig) -> None:
 
 
 def config_to_dict(config: TrainingConfig) -> dict[str, Any]:
-    """The resolved config as plain data (derived seeds written out, so the file reproduces the run)."""
-    return dataclasses.asdict(config)
+    """The resolved config as plain data (derived seeds written out, so the file reproduces the run), in the keys a
+    config file uses: the environment fields that ``mode`` and ``fuzzing.personas`` set are left out."""
+    data = dataclasses.asdict(config)
+    del data["environment"]["personas"], data["environment"]["reward"]["objective"]
+    return data
 
 
 def save_config(config: TrainingConfig, path: str | Path) -> None:

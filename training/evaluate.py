@@ -5,7 +5,7 @@
     python training/evaluate.py --compare A B [C ...] --config CONFIG --episodes N ...
 
 ``base`` is the config's untrained base model; PATH is a ``final_model/`` or ``checkpoint-N/``; ``scripted`` is
-the hand-written attacker of each episode's persona (``environment.personas``; the fuzzing baseline). A broken model
+the hand-written attacker of each episode's persona (``fuzzing.personas``; the fuzzing baseline). A broken model
 directory exits with code 2 and one line naming the file, before anything is sampled. Every model is run
 on the same objectives and seeds: ``ceil(N / K)`` held-out objectives, K seeds each (pass^K needs K > 1).
 In adversarial mode every exposed hallucination is also written to ``findings.jsonl`` and ``findings.md``.
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--episodes and --seeds must be >= 1")
     from training.config import ConfigError, load_config
 
-    overrides = args.overrides + ([f"environment.reward.objective={args.mode}"] if args.mode else [])
+    overrides = args.overrides + ([f"mode={args.mode}"] if args.mode else [])
     try:
         config = load_config(args.config, overrides)
     except ConfigError as exc:
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     silence_known_library_warnings()
 
     models = args.compare or [args.model]
-    if SCRIPTED in models and not config.environment.personas:
-        print("error: the scripted attackers play each episode's persona: set environment.personas",
+    if SCRIPTED in models and not config.fuzzing.personas:
+        print("error: the scripted attackers play each episode's persona: set fuzzing.personas",
               file=sys.stderr)
         return 2
     try:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or "evaluation_results")
     out.mkdir(parents=True, exist_ok=True)
     command = "python training/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    if config.environment.reward.objective == "adversarial":
+    if config.mode == "adversarial":
         (out / FINDINGS_JSONL).unlink(missing_ok=True)
         append_findings(out / FINDINGS_JSONL, [f for m, (_, records) in results.items()
                                                for f in findings_from(records, model=m)])

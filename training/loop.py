@@ -184,7 +184,7 @@ class TrainingRun:
         if resume_dir:
             self.start_epoch = ckpt.apply_resume_state(resume_state, self.trainer, self.buffers, self.plan_rng) + 1
             logger.info("resumed from %s; continuing at epoch %d", resume_dir, self.start_epoch)
-        self.archive = AttackArchive(config.buffer.novelty_memory)  # exposures so far, for the novelty bonus
+        self.archive = AttackArchive(config.fuzzing.novelty_memory)  # exposures so far, for the novelty bonus
         if resume_dir:
             self.archive.add([(f["kind"], f["trigger_message"]) for f in read_findings(self.output_dir /
                                                                                        FINDINGS_JSONL)
@@ -222,7 +222,7 @@ class TrainingRun:
         findings = [finding for found in per_episode_findings for finding in found]
         # Fuzzing's novelty bonus: the one reward term training adds, passed to the turn scores and logged.
         exposures = [[(f["kind"], f["trigger_message"]) for f in found] for found in per_episode_findings]
-        bonuses = (novelty_bonuses(exposures, self.archive, cfg.buffer.novelty_bonus) if cfg.buffer.novelty_bonus
+        bonuses = (novelty_bonuses(exposures, self.archive, cfg.fuzzing.novelty_bonus) if cfg.fuzzing.novelty_bonus
                    else [0.0] * len(records))
         if self.is_main:
             write_epoch_findings(self.output_dir, epoch, findings, self.writer)
@@ -261,7 +261,7 @@ class TrainingRun:
         metrics["fuzz/findings"] = len(findings)
         metrics["fuzz/distinct_triggers"] = len({f["trigger_message"] for f in findings})
         metrics.update(self._reduce(trained_reward_metrics(records, bonuses)))
-        if cfg.buffer.novelty_bonus:
+        if cfg.fuzzing.novelty_bonus:
             metrics["fuzz/novelty_bonus"] = metrics["train/shaping_bonus_mean"]
         metrics["episode_lengths"] = [len(r.responses) for r in records]
         metrics["sample_conversations"] = sample_conversations(records, cfg.logging.sample_conversations)
@@ -330,12 +330,12 @@ class TrainingRun:
         cfg = self.config
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
-        logger.info("training %d epoch(s) from epoch %d on %d process(es) (%s); output in %s", cfg.ppo.max_epochs,
+        logger.info("training %d epoch(s) from epoch %d on %d process(es) (%s); output in %s", cfg.ppo.iterations,
                     self.start_epoch, self.accelerator.num_processes, self.accelerator.device, self.output_dir)
         started = time.monotonic()
         failed_epochs = 0  # consecutive epochs without a usable episode
         try:
-            for epoch in range(self.start_epoch, cfg.ppo.max_epochs + 1):
+            for epoch in range(self.start_epoch, cfg.ppo.iterations + 1):
                 snapshot = (self.trainer.state_dict(), ckpt.capture_rng_state(self.plan_rng))
                 try:
                     metrics = self.train_epoch(epoch)
@@ -366,13 +366,13 @@ class TrainingRun:
                 if self.accelerator.num_processes > 1:  # every process must stop after the same epoch
                     flag = torch.tensor([float(out_of_time)], device=self.accelerator.device)
                     out_of_time = bool(self.accelerator.reduce(flag, reduction="max").item())
-                last = epoch == cfg.ppo.max_epochs or out_of_time
+                last = epoch == cfg.ppo.iterations or out_of_time
                 if epoch % cfg.logging.save_every == 0 or last or self.stop_requested:
                     self._checkpoint(epoch)
                 if self.stop_requested:
                     logger.warning("interrupted; saved checkpoint-%d", epoch)
                     return self.output_dir
-                if out_of_time and epoch < cfg.ppo.max_epochs:
+                if out_of_time and epoch < cfg.ppo.iterations:
                     logger.info("time budget of %.1f minutes reached after epoch %d", budget, epoch)
                     break
             if self.is_main:

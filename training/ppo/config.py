@@ -39,9 +39,10 @@ class ModelConfig:
     """How to load, adapt and sample from the policy model.
 
     Parameters:
-        base_model (`str`):
+        base_model (`str`, defaults to `"smollm2-135m-instruct"`):
             Hub id or local directory of any causal LM loadable by `AutoModelForCausalLM` (GPT-2/DialoGPT family with
-            Conv1D layers, Llama family, ...).
+            Conv1D layers, Llama family, ...), or an alias that `agents.auto_user.models.resolve_model` turns into a
+            directory first (the default: the embedded SmolLM2-135M-Instruct, as `AutoUserConfig.model_name`).
         use_quantization (`bool`, defaults to `False`):
             Load the base weights in 4-bit NF4 with bitsandbytes (works on CPU and CUDA). Requires `use_lora`,
             because 4-bit weights cannot be trained directly.
@@ -87,7 +88,7 @@ class ModelConfig:
             The KL reference stays the base model. Ignored by `--resume`.
     """
 
-    base_model: str = "gpt2"
+    base_model: str = "smollm2-135m-instruct"
     use_quantization: bool = False
     bnb_4bit_compute_dtype: str = "float32"
     bnb_4bit_use_double_quant: bool = True
