@@ -37,7 +37,7 @@ conversation with natural-sounding filler lowers R instead of raising it. Form i
 default ``form_bonus`` of 0 a well-formed message earns nothing by itself, so the positive part of R comes from
 conveying the objective, the booking milestones, the verified booking and a polite ending. (Up to round 4 the
 bonus was +0.2 for each of length and naturalness: eight fluent turns that never answered the date question then
-earned 0.96, more than a verified booking's 0.7; see README, round 6.)
+earned 0.96, more than a verified booking's 0.7; see docs/experiments.md, round 6.)
 """
 
 from __future__ import annotations

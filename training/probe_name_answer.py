@@ -7,7 +7,7 @@ have the lead passenger's full name?") with its objective's name, or its date qu
 For each held-out feasible objective a scripted traveller gives the route and date and picks the first flight (name),
 or gives the route only (date), so the agent's last message asks for that detail; the policy then samples
 ``--samples`` replies to that exact state. Prints one JSON line: how many replies gave the objective's name or date
-(README "Measured learning", rounds 3 and 6).
+(docs/experiments.md, rounds 3 and 6).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Mixed precision where the hardware has it: bf16 autocast for the policy's forward/backward, float32 elsewhere.
 
-Measured on a 2-core CPU with AVX512-BF16 (see README, ``benchmarks/bench_ppo_step.py --precision``): the PPO
+Measured on a 2-core CPU with AVX512-BF16 (docs/experiments.md, ``bench_ppo_step.py --precision``): the PPO
 update's forward and backward passes are much faster in bf16, while sampling under autocast was slower, so only
 the policy's training/scoring forward passes run under autocast (``PolicyWithValueHead.autocast_dtype``); the value
 head, log-softmax, advantages, KL and losses stay float32. Sampling runs on a merged copy of the policy
@@ -66,7 +66,7 @@ def resolve_sampling(setting: str, precision: str, quantized: bool) -> tuple[tor
     if setting == "merged_float32":
         return torch.float32, "hardware.sampling is 'merged_float32'"
     # bf16 where the update is bf16: a merged bf16 copy measured 0.64x the adapter model's time, a merged float32
-    # copy 0.98x (benchmarks/bench_sampling.py, README)
+    # copy 0.98x (benchmarks/bench_sampling.py, docs/experiments.md)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     return dtype, f"a merged copy of the policy in {str(dtype).removeprefix('torch.')} (mixed precision: {precision})"
 
