@@ -1,5 +1,5 @@
-"""`PPOTrainer.step` computes textbook PPO, and the update guard's KL measurement (no pass of its own) changes nothing
-about the update it guards.
+"""`PPOTrainer.step` computes textbook PPO, and the update guard's KL measurement changes nothing about the update
+it guards.
 
 The reference below is CleanRL's loop written out for a causal LM with the project's public pieces (packing, the
 policy's forward, the loss functions of `training.ppo.core`): old log-probs and values, reference log-probs,
@@ -132,25 +132,28 @@ def test_step_is_textbook_ppo_and_the_guard_changes_nothing_it_does_not_decide(
         torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_early_stop_discards_the_step_whose_forward_measured_the_kl(model_dir: Path) -> None:
-    """The guard decides between epochs: the KL after epoch 0 comes from epoch 1's first forward, and the gradient
-    of that forward must not be applied, so stopping after epoch 0 leaves exactly what one epoch leaves."""
-    one_epoch = _trainer(model_dir, ppo_epochs=1, target_kl=None, max_kl=None)
-    stopped = _trainer(model_dir, ppo_epochs=3, target_kl=1e-12, max_kl=None)
+@pytest.mark.parametrize("mini_batch_size", [3, 10])
+def test_early_stop_after_one_epoch_leaves_what_one_epoch_leaves(model_dir: Path, mini_batch_size: int) -> None:
+    """The guard decides between epochs on the whole batch: by a no-grad pass, or (when one optimizer step holds
+    the whole batch) by the next epoch's forward, whose gradient must then not be applied. Either way, stopping
+    after epoch 0 leaves exactly what one epoch leaves."""
+    one_epoch = _trainer(model_dir, ppo_epochs=1, target_kl=None, max_kl=None, mini_batch_size=mini_batch_size)
+    stopped = _trainer(model_dir, ppo_epochs=3, target_kl=1e-12, max_kl=None, mini_batch_size=mini_batch_size)
     batch = _batch(one_epoch)
     one = one_epoch.step(*batch)
     metrics = stopped.step(*batch)
     assert metrics["update/accepted"] == 1.0
     assert metrics["update/early_stop_epoch"] == 0.0 and metrics["update/epochs_completed"] == 1.0
     assert metrics["update/approxkl"] > 1e-12
+    assert (metrics["time/update/kl_check"] == 0.0) == (mini_batch_size >= 10)  # the fused measurement is free
     assert metrics["ppo/loss/total"] == pytest.approx(one["ppo/loss/total"], rel=1e-6)
     for name, value in _trainable(one_epoch.policy).items():
         assert torch.equal(_trainable(stopped.policy)[name], value), name
 
 
-def test_guard_measures_after_the_last_epoch_with_one_small_pass(model_dir: Path) -> None:
-    """With one epoch there is no next forward: a no-grad pass over one optimizer step's samples measures the KL,
-    and a rollback there restores the weights exactly."""
+def test_guard_measures_the_whole_batch_after_the_last_epoch(model_dir: Path) -> None:
+    """With one epoch there is no next forward: a no-grad pass over the batch measures the KL, and a rollback there
+    restores the weights exactly."""
     trainer = _trainer(model_dir, ppo_epochs=1, target_kl=None, max_kl=1e-12)
     batch = _batch(trainer)
     before = _trainable(trainer.policy)

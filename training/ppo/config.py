@@ -167,9 +167,7 @@ class PPOConfig:
             Horizon (in samples) of the adaptive controller.
         target_kl (`float` or `None`, defaults to `0.1`):
             Early stop: after each epoch, if the mean per-token approximate KL between the pre-update and the
-            current policy exceeds this, the remaining epochs are skipped. `None` disables. The KL is measured on
-            one optimizer step's samples (`mini_batch_size * gradient_accumulation_steps`): the next epoch's first
-            forward, which runs at the weights the epoch left, or one no-grad forward after the last epoch.
+            current policy on the batch exceeds this, the remaining epochs are skipped. `None` disables.
         max_kl (`float` or `None`, defaults to `1.0`):
             Hard limit: if that KL exceeds this after any epoch, the whole update is rejected and the trainable
             weights, value head and optimizer state are restored exactly. `None` disables.

@@ -3,9 +3,8 @@
 One `step` reads top to bottom as four phases, each timed into `time/update/<phase>`:
 
     rollout statistics   old log-probs and values (one pass), reference log-probs, KL-shaped rewards, GAE
-    PPO epochs           shuffled mini-batch updates; after each epoch the update guard (`training.ppo.update_guard`)
-                         goes on, stops early, or rolls the update back, on a KL measured by the next epoch's first
-                         forward (no pass of its own; one optimizer step's samples after the last epoch)
+    PPO epochs           shuffled mini-batch updates; after each epoch the update guard measures the KL on the batch
+                         (`training.ppo.update_guard`) and goes on, stops early, or rolls the update back
     KL controller        one update per step from the rollouts' KL to the reference
     metrics              every name in `PPO_METRICS`
 """
@@ -93,14 +92,14 @@ UPDATE_GUARD_METRICS: tuple[str, ...] = (
     "update/rolled_back_nonfinite",  # 1 if rolled back because a loss or gradient was not finite
     "update/early_stop_epoch",  # the epoch after which the update stopped; `ppo_epochs` when it ran them all
     "update/epochs_completed",  # epochs whose updates were kept (0 when rolled back)
-    "update/approxkl",  # KL(old || new) after the last epoch run, on one optimizer step's samples (0: not measured)
+    "update/approxkl",  # KL(old || new) on the whole batch after the last epoch run (0 if never measured)
 )
 #: Seconds spent in each phase of one `step`.
 TIMING_METRICS: tuple[str, ...] = (
     "time/update/rollout_stats",  # old log-probs and values (one no-grad pass), rewards, GAE
     "time/update/reference",  # reference log-probs (one no-grad pass, adapter disabled)
     "time/update/minibatches",  # mini-batch forward/backward and optimizer steps, all epochs
-    "time/update/kl_check",  # the update guard's one no-grad pass (one optimizer step's samples) after the last epoch
+    "time/update/kl_check",  # the update guard's no-grad passes after the epochs
     "time/update/total",
 )
 #: Throughput of one `step`.
@@ -153,8 +152,7 @@ class PPOTrainer:
     Each `step` computes rollout log-probabilities, values and reference log-probabilities, shapes per-token rewards
     with a KL penalty, estimates advantages with GAE, then runs `ppo_epochs` of clipped-PPO updates over shuffled
     mini-batches. After every epoch the update guard (`training.ppo.update_guard`) measures the approximate KL to the
-    pre-update policy (on the forward of the next epoch's first optimizer step, which is needed anyway, or after the
-    last epoch on one no-grad forward of one step's samples): above `target_kl` the remaining epochs are skipped,
+    pre-update policy on the whole batch: above `target_kl` the remaining epochs are skipped,
     above `max_kl` (or on any non-finite loss/gradient) the update is rolled back and the trainable weights and
     optimizer state are restored exactly (`update/accepted` is then 0).
 
@@ -394,54 +392,68 @@ class PPOTrainer:
     ) -> UpdateOutcome:
         """Phase 2: `ppo_epochs` passes of shuffled mini-batch updates, each followed by the update guard.
 
-        The guard (`training.ppo.update_guard`) decides after every epoch from the approximate KL between the
-        sampling policy and the current one, measured without a pass of its own: after an epoch that is not the
-        last, on the first optimizer step of the next epoch, whose forward runs at exactly the weights the epoch
-        left and is needed anyway (the guard decides before that step is applied); after the last epoch, on one
-        extra no-grad forward of one optimizer step's samples. Either way the KL is measured on
-        `mini_batch_size * gradient_accumulation_steps` samples of the batch, not on all of it. A non-finite loss or
-        gradient rolls the update back too; a rolled-back update restores the snapshot taken here.
+        The guard (`training.ppo.update_guard`) decides after every epoch (only after the last one when neither
+        `target_kl` nor `max_kl` is set) from the approximate KL between the sampling policy and the current one on
+        the whole batch. When one optimizer step holds the whole batch, the next epoch's forward runs at exactly the
+        weights the epoch left, so it is the measurement (decided before that step is applied) and no pass of its
+        own is needed; otherwise a no-grad pass over the batch measures it. (Measuring on one optimizer step's
+        samples instead was tried and rejected: on the main recipe's batch, 4 samples read a KL of 3.1 after an
+        epoch whose mini-batches averaged 0.07, and rolled the update back.) A non-finite loss or gradient rolls
+        the update back too; a rolled-back update restores the snapshot taken here.
         """
         cfg = self.config
         snapshot = UpdateSnapshot(self._params, self.optimizer)
         outcome = UpdateOutcome(early_stop_epoch=cfg.ppo_epochs)
         samples_per_optimizer_step = cfg.mini_batch_size * cfg.gradient_accumulation_steps
+        one_step_per_epoch = samples_per_optimizer_step >= len(queries)
+        guarded = cfg.target_kl is not None or cfg.max_kl is not None
         progress = tqdm(total=cfg.ppo_epochs * math.ceil(len(queries) / samples_per_optimizer_step),
                         desc="ppo update", unit="step", leave=False, disable=not self.accelerator.is_main_process)
-        began = self._clock()
         lengths = [int(q.numel()) for q in queries]  # queries are most of each row, and pad to the longest
+        everything = torch.arange(len(queries))
         for epoch in range(cfg.ppo_epochs):
+            began = self._clock()
             chunks = optimizer_step_chunks(lengths, samples_per_optimizer_step, self._shuffle_rng,
                                            cfg.group_by_length)
+            stopped = False
             for first, chunk in enumerate(chunks):
                 progress.update(1)
                 group = [chunk[m : m + cfg.mini_batch_size] for m in range(0, len(chunk), cfg.mini_batch_size)]
                 step_stats: dict[str, list[float]] = defaultdict(list)
                 finite, group_kl = self._accumulate_gradients(group, queries, responses, rollout, step_stats)
-                if finite and epoch > 0 and first == 0:  # this forward saw the weights epoch - 1 left
+                if finite and guarded and epoch > 0 and first == 0 and one_step_per_epoch:
+                    # The whole batch, at the weights the previous epoch left: the guard's measurement, free.
                     outcome.approxkl = group_kl
                     decision = kl_guard(group_kl, cfg.target_kl, cfg.max_kl)
                     if decision is not GuardDecision.CONTINUE:
                         self.optimizer.zero_grad(set_to_none=True)
                         outcome.early_stop_epoch = epoch - 1
                         outcome.rolled_back_kl = decision is GuardDecision.ROLL_BACK
+                        stopped = True
                         break
                 if not (finite and self._apply_gradients(step_stats)):
                     outcome.rolled_back_nonfinite, outcome.early_stop_epoch = True, epoch
+                    stopped = True
                     break
                 for name, values in step_stats.items():
                     outcome.minibatch_stats[name].extend(values)
-            else:
-                outcome.epochs_completed = epoch + 1
-                continue
-            break  # the guard stopped the update, or something was not finite
-        outcome.minibatch_seconds = self._clock() - began
-        if outcome.epochs_completed == cfg.ppo_epochs:  # the last epoch ran: measure where it left the policy
+            outcome.minibatch_seconds += self._clock() - began
+            if stopped:
+                break
+            outcome.epochs_completed = epoch + 1
+            last = epoch == cfg.ppo_epochs - 1
+            if not last and (not guarded or one_step_per_epoch):
+                continue  # measured by the next epoch's forward, or not at all
             began = self._clock()
-            outcome.approxkl = self._measure_kl(chunks[0], queries, responses, rollout)
-            outcome.kl_check_seconds = self._clock() - began
-            if kl_guard(outcome.approxkl, cfg.target_kl, cfg.max_kl) is GuardDecision.ROLL_BACK:
-                outcome.rolled_back_kl, outcome.early_stop_epoch = True, cfg.ppo_epochs - 1
+            outcome.approxkl = self._measure_kl(everything, queries, responses, rollout)
+            outcome.kl_check_seconds += self._clock() - began
+            decision = kl_guard(outcome.approxkl, cfg.target_kl, cfg.max_kl)
+            if decision is GuardDecision.ROLL_BACK:
+                outcome.rolled_back_kl, outcome.early_stop_epoch = True, epoch
+                break
+            if decision is GuardDecision.STOP_EARLY:
+                outcome.early_stop_epoch = epoch
+                break
         progress.close()
         if not outcome.accepted:
             snapshot.restore(self.optimizer)
