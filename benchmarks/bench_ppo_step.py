@@ -58,10 +58,10 @@ def forward_flops(policy: torch.nn.Module, batch: int, seq_len: int, logits_to_k
     last `logits_to_keep` columns."""
     config = policy.pretrained_model.config.get_text_config()
     head = policy.pretrained_model.get_output_embeddings().weight
-    block_weights = sum(
+    block_weights = sum(  # each matmul once: peft's LoRA wrappers (with a base_layer) are counted by their parts
         m.weight.numel() for name, m in policy.pretrained_model.named_modules()
-        if hasattr(m, "weight") and m.weight is not None and m.weight.dim() == 2 and m.weight is not head
-        and type(m).__name__ in ("Linear", "Conv1D") and "lm_head" not in name
+        if type(m).__name__ in ("Linear", "Conv1D") and not hasattr(m, "base_layer")
+        and m.weight is not head and "lm_head" not in name
     )
     tokens = batch * seq_len
     attention = 4 * seq_len * config.hidden_size * config.num_hidden_layers * tokens

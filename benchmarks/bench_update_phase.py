@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> dict:
         "response_tokens_mean": round(sum(int(r.numel()) for r in responses) / len(responses), 1),
         "wall_s": round(wall, 2),
         **{name: round(value, 2) for name, value in metrics.items() if name.startswith("time/update/")},
-        "update_accepted": metrics["update/accepted"],
+        **{name: round(metrics[name], 4) for name in ("update/accepted", "update/rolled_back_kl",
+                                                        "update/rolled_back_nonfinite", "update/approxkl",
+                                                        "ppo/policy/approxkl", "objective/kl")},
     }
     print(json.dumps(result))
     return result
