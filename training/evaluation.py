@@ -25,6 +25,7 @@ from environment.objectives import Objective
 from environment.personas import ATTACK_MOVES
 from environment.rewards import is_repetition
 from environment.scripted_users import scripted_message
+from training.build import build_environments
 from training.findings import findings_from
 from training.metrics import distinct_n, episode_metrics, hallucination_kind_counts
 from training.rollout import EpisodeRecord, GenerateFn, RolloutCollector
@@ -119,9 +120,7 @@ def load_auto_user(model: str, config: Any) -> AutoUserAgent:
 
 def evaluation_envs(config: Any, tokenizer: Any, first_worker: int = 100) -> list[BookingConversationEnvironment]:
     """``ppo.num_envs`` environments as evaluation runs them (states fitted to the policy's query budget)."""
-    return [BookingConversationEnvironment(config.environment, worker_id=first_worker + i, tokenizer=tokenizer,
-                                           max_state_tokens=config.model.max_query_length)
-            for i in range(config.ppo.num_envs)]
+    return build_environments(config, tokenizer, first_worker)
 
 
 async def evaluate_auto_user(

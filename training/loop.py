@@ -21,14 +21,12 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from agents.auto_user import AutoUserAgent
-from agents.auto_user.model_files import ModelFileError
 from agents.auto_user.models import resolve_model
-from agents.auto_user.precision import autocast_dtype, resolve_precision, resolve_sampling
 from database.episode import WORKDIR_PREFIX, remove_stale_working_copies
-from environment.conversation import BookingConversationEnvironment
 from environment.objectives import load_objectives
 from training import checkpoint as ckpt
 from training.buffers import DualReplayBuffer, TurnSample
+from training.build import build_environments, build_policy, build_trainer
 from training.config import ConfigError, TrainingConfig, save_config
 from training.credit import episode_samples
 from training.evaluation import auto_user_config, evaluate_auto_user, final_table, markdown
@@ -41,14 +39,11 @@ from training.findings import (
 from training.metrics import (
     METRICS_FILE,
     episode_metrics,
-    hallucination_kind_counts,
+    epoch_metrics,
     record_epoch_metrics,
-    sample_conversations,
-    trained_reward_metrics,
 )
 from training.novelty import AttackArchive, novelty_bonuses
 from training.output_dir import carry_run_history, claim_output_dir
-from training.ppo import PolicyWithValueHead, PPOTrainer
 from training.rollout import RolloutCollector, episode_plan
 from training.seeds import evaluation_plan, plan_seed, process_seed
 
@@ -144,19 +139,8 @@ class TrainingRun:
         start_from = resume_dir or config.model.init_from
         if start_from and not resume_dir:
             logger.info("starting from the trained policy in %s (KL reference: its base model)", start_from)
-        policy = (PolicyWithValueHead.from_pretrained(start_from, device=self.accelerator.device) if start_from
-                  else PolicyWithValueHead.from_config(self.model_config, device=self.accelerator.device))
-        if start_from and not resume_dir and \
-                Path(policy.model_config.base_model).resolve() != Path(model_path).resolve():
-            raise ModelFileError(f"model.init_from: {start_from} was trained on {policy.model_config.base_model}, "
-                                 f"not on the config's base model {config.model.base_model} ({model_path})")
-        precision, why = resolve_precision(config.hardware.mixed_precision, self.accelerator.device)
-        policy.autocast_dtype = autocast_dtype(precision)
-        logger.info("mixed precision: %s (%s)", precision, why)
-        self.trainer = PPOTrainer(self.model_config, config.ppo, policy=policy, accelerator=self.accelerator)
-        self.trainer.sampling_dtype, why = resolve_sampling(config.hardware.sampling, precision,
-                                                            policy.model_config.use_quantization)
-        logger.info("sampling: %s", why)
+        policy = build_policy(config, self.model_config, self.accelerator.device, start_from)
+        self.trainer = build_trainer(config, self.model_config, policy, self.accelerator)
         if self.is_main:
             save_config(config, self.output_dir / "training_config.yaml")
         self.train_objectives, held_out = load_objectives(config.environment,
@@ -173,10 +157,7 @@ class TrainingRun:
             Path(environment.workdir).mkdir(parents=True, exist_ok=True)
             self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=environment.workdir))
             environment = dataclasses.replace(environment, workdir=str(self.workdir))
-        self.envs = [BookingConversationEnvironment(environment, worker_id=base_worker + i,
-                                                    tokenizer=self.trainer.tokenizer,
-                                                    max_state_tokens=config.model.max_query_length)
-                     for i in range(config.ppo.num_envs)]
+        self.envs = build_environments(config, self.trainer.tokenizer, base_worker, environment)
         self.collector = RolloutCollector(self.envs, self._generate)
         self.buffers = DualReplayBuffer(config.buffer.buffer_size, config.buffer.adversarial_ratio, config.seed)
         self.plan_rng = random.Random(plan_seed(config.seed, self.accelerator.process_index))
@@ -243,28 +224,15 @@ class TrainingRun:
         else:  # every episode failed (e.g. the agent backend is down): nothing to learn from, keep the policy
             logger.warning("epoch %d: no usable episode (%d of %d ended in an error); update skipped", epoch,
                            stats.errors, len(plan))
-        metrics: dict[str, Any] = {"epoch": epoch, "architecture": "stateless", "update/skipped": int(not batch)}
-        if stats.last_error:
-            metrics["last_error"] = stats.last_error
-        metrics.update(self._reduce(episode_metrics(records)))
-        metrics.update({"env/errors": stats.errors, "env/episodes": len(records),
-                        "state_completeness": metrics["env/state_completeness"]})
+        metrics = epoch_metrics(epoch, records, stats, rollout_seconds, findings, bonuses,
+                                cfg.logging.sample_conversations, reduce=self._reduce)
+        metrics["update/skipped"] = int(not batch)
         metrics.update(ppo_metrics)
-        metrics.update({
-            "buffer/normal_size": len(self.buffers.normal), "buffer/adversarial_size": len(self.buffers.adversarial),
-            "buffer/replayed": len(replayed), "ppo/batch_size": len(batch),
-            "time/rollout": rollout_seconds,
-            "time/generation": stats.generation_seconds, "time/environment": stats.environment_seconds,
-            "time/tokens_per_second": stats.generated_tokens / max(stats.generation_seconds, 1e-9),
-        })
-        metrics["hallucination_kinds"] = hallucination_kind_counts(records)
-        metrics["fuzz/findings"] = len(findings)
-        metrics["fuzz/distinct_triggers"] = len({f["trigger_message"] for f in findings})
-        metrics.update(self._reduce(trained_reward_metrics(records, bonuses)))
+        metrics.update({"buffer/normal_size": len(self.buffers.normal),
+                        "buffer/adversarial_size": len(self.buffers.adversarial), "buffer/replayed": len(replayed),
+                        "ppo/batch_size": len(batch)})
         if cfg.fuzzing.novelty_bonus:
             metrics["fuzz/novelty_bonus"] = metrics["train/shaping_bonus_mean"]
-        metrics["episode_lengths"] = [len(r.responses) for r in records]
-        metrics["sample_conversations"] = sample_conversations(records, cfg.logging.sample_conversations)
         return metrics
 
     def _equalize(self, batch: list[TurnSample]) -> list[TurnSample]:

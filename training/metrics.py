@@ -12,13 +12,13 @@ import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from agents.nlu import words
 from environment.rewards import is_role_confused
-from training.rollout import EpisodeRecord
+from training.rollout import EpisodeRecord, RolloutStats
 
 METRICS_FILE = "training_metrics.json"
 
@@ -128,3 +128,31 @@ def sample_conversations(records: Sequence[EpisodeRecord], count: int) -> list[s
     """``count`` rendered conversations, those that exposed a hallucination first."""
     ordered = sorted(records, key=lambda record: not record.hallucinated)  # stable: rollout order otherwise
     return [render_conversation(record) for record in ordered[:count]]
+
+
+def epoch_metrics(epoch: int, records: Sequence[EpisodeRecord], stats: RolloutStats, rollout_seconds: float,
+                  findings: Sequence[dict[str, Any]], bonuses: Sequence[float], sample_count: int,
+                  reduce: Callable[[dict[str, float]], dict[str, float]] = lambda metrics: metrics) -> dict[str, Any]:
+    """One epoch's record of its rollouts for ``training_metrics.json`` and TensorBoard (the PPO update's metrics
+    and the buffers' sizes are added by the loop). ``reduce`` averages the episode means over processes.
+
+    ``train/reward_mean`` is the return PPO learned from (the environment's reward plus ``bonuses``, the novelty
+    bonus of fuzzing); ``env/reward_mean`` is the environment's alone.
+    """
+    metrics: dict[str, Any] = {"epoch": epoch, "architecture": "stateless"}
+    if stats.last_error:
+        metrics["last_error"] = stats.last_error
+    metrics.update(reduce(episode_metrics(records)))
+    metrics.update({"env/errors": stats.errors, "env/episodes": len(records),
+                    "state_completeness": metrics["env/state_completeness"],
+                    "time/rollout": rollout_seconds,
+                    "time/generation": stats.generation_seconds, "time/environment": stats.environment_seconds,
+                    "time/tokens_per_second": stats.generated_tokens / max(stats.generation_seconds, 1e-9)})
+    metrics["hallucination_kinds"] = hallucination_kind_counts(records)
+    metrics["fuzz/findings"] = len(findings)
+    metrics["fuzz/distinct_triggers"] = len({f["trigger_message"] for f in findings})
+    metrics.update(reduce(trained_reward_metrics(records, bonuses)))
+    metrics["episode_lengths"] = [len(r.responses) for r in records]
+    metrics["sample_conversations"] = sample_conversations(records, sample_count)
+    return metrics
+
