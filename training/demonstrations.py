@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import random
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Any, NoReturn
 from environment.conversation import BookingConversationEnvironment, EnvironmentStep
 from environment.demonstrators import DEMONSTRATOR_STYLES, ReactiveDemonstrator
 from environment.objectives import Objective, load_objectives
+from training.cli import OneLineParser, fail
 from training.config import ConfigError, TrainingConfig, load_config
 
 ROW_COLUMNS = ("prompt", "completion", "objective_id", "objective_kind", "verifier_score", "demonstrator", "turn",
@@ -131,16 +131,8 @@ def save_rows(rows: list[dict[str, Any]], out: Path) -> None:
     Dataset.from_dict({column: [row[column] for row in rows] for column in ROW_COLUMNS}).save_to_disk(str(out))
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        _fail(message)
-
-
 def _fail(message: str) -> NoReturn:
-    print(f"demonstrations: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    fail("demonstrations", message)
 
 
 def _positive(value: str) -> int:
@@ -164,7 +156,7 @@ def _policy_tokenizer(config: TrainingConfig) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = _OneLineParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser("demonstrations", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="a training config (YAML)")
     parser.add_argument("--episodes", type=_positive, default=200, help="conversations to play")
     parser.add_argument("--out", required=True, help="directory to save the Dataset to")

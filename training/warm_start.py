@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.auto_user.generation import encode_query, stop_token_ids
+from training.cli import OneLineParser, fail
 from training.ppo.config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -450,22 +451,14 @@ def warm_start(model_config: ModelConfig, warm_config: WarmStartConfig, dataset:
     return out
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        _fail(message)
-
-
 def _fail(message: str) -> NoReturn:
-    print(f"warm_start: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    fail("warm_start", message)
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m training.warm_start --config CONFIG --dataset DIR --out DIR [--set KEY=VALUE ...]``: one JSON line
     of metrics on stdout; bad input is one line on stderr and exit status 2."""
-    parser = _OneLineParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser("warm_start", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="a training config (YAML); its model section is used")
     parser.add_argument("--dataset", required=True, help="directory of a saved prompt/completion Dataset")
     parser.add_argument("--out", required=True, help="directory for the warm-started policy (model.init_from)")
