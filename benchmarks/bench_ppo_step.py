@@ -71,13 +71,14 @@ def forward_flops(policy: torch.nn.Module, batch: int, seq_len: int, logits_to_k
 def step_flops(policy: torch.nn.Module, args: argparse.Namespace, metrics: dict, mini_batch: int) -> float:
     """Model FLOPs of the passes one `PPOTrainer.step` makes on fixed-length samples: the old and reference
     log-prob passes, each epoch run (forward, plus a backward of about one forward for LoRA, whose frozen weights
-    get no gradient, two for full fine-tuning), and the guard's one pass of one optimizer step's samples."""
+    get no gradient, two for full fine-tuning), and the update guard's no-grad pass over the batch after each epoch
+    (after the last one only, when one optimizer step holds the whole batch: the next epoch's forward measures)."""
     seq, keep = args.query_len + args.response_len, args.response_len + 1
     batch_pass = forward_flops(policy, args.batch, seq, keep)
     epochs = metrics["update/epochs_completed"] or metrics["update/early_stop_epoch"] + 1
     backward = 1.0 if args.lora else 2.0
-    guard = forward_flops(policy, mini_batch, seq, keep) if epochs == args.ppo_epochs else 0.0
-    return 2 * batch_pass + epochs * (1 + backward) * batch_pass + guard
+    guard_passes = 1 if mini_batch >= args.batch else epochs
+    return 2 * batch_pass + epochs * (1 + backward) * batch_pass + guard_passes * batch_pass
 
 
 def _prompts(batch: int) -> list[str]:
