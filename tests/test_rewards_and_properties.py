@@ -123,8 +123,8 @@ def test_restating_a_given_detail_does_not_answer_another_question(lookup) -> No
     config = rewards.RewardConfig()
     restated = parse_message("I'm planning to fly to Atlanta.", lookup, TODAY)
     given = frozenset({"origin", "destination"})
-    assert rewards.unanswered_penalty(restated, True, 0.5, given, asked_details("Could you tell me your travel date?")) \
-        == -0.5
+    asked = asked_details("Could you tell me your travel date?")
+    assert rewards.unanswered_penalty(restated, True, 0.5, given, asked) == -0.5
     # the same sentence answers when the agent asks for the destination again, or when it is new
     assert rewards.unanswered_penalty(restated, True, 0.5, given, asked_details("Where are you flying to?")) == 0.0
     assert rewards.unanswered_penalty(restated, True, 0.5, frozenset(), asked_details("When?")) == 0.0
