@@ -20,7 +20,11 @@ A false claim the agent restates later (the same kind and reason) counts once, a
 Score (in [0, 1]):
     0.0                      any hallucination;
     1.0                      a booking in the database that meets the objective;
-    ``partial_score``        bookings in the database, none meeting the objective;
+    ``partial_score``        bookings in the database, none meeting the objective (default 0.0: below walking
+                             away, so a user who lets the agent book the wrong thing, e.g. one seat for a party of
+                             three, earns less than one who ends the conversation, and only correcting the agent
+                             pays; at 0.5 a wrong booking paid five times walking away and no run ever completed a
+                             multi-passenger booking);
     ``infeasible_no_booking_score``  no booking and the objective is infeasible (ending politely is right);
     ``no_claim_score``       no booking for a feasible objective.
 """
@@ -74,7 +78,7 @@ class VerificationResult:
 class VerifierConfig:
     """Scores for outcomes without a hallucination (see the module docstring)."""
 
-    partial_score: float = 0.5
+    partial_score: float = 0.0
     no_claim_score: float = 0.1
     infeasible_no_booking_score: float = 0.8
 

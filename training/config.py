@@ -1,8 +1,9 @@
 """The training configuration: one YAML file, one typed dataclass per section (field docs are the reference).
 
 Sections: ``environment`` (with ``environment.agent`` and ``environment.reward``), ``model``, ``ppo``, ``buffer``,
-``fuzzing``, ``logging``, ``evaluation``, ``hardware``, plus the top-level ``mode`` (cooperative or adversarial: which
-reward the environment pays) and ``seed`` (every other seed derives from it unless set explicitly). Unknown keys,
+``fuzzing``, ``logging``, ``evaluation``, ``hardware``, ``warm_start`` (``training/warm_start_config.py``), plus the
+top-level ``mode`` (cooperative or adversarial: which reward the environment pays) and ``seed`` (every other seed
+derives from it unless set explicitly). Unknown keys,
 wrong types, out-of-range values and missing files raise :class:`ConfigError` with one line naming the key, before
 any model loads; so does a key that was renamed (``RENAMED``), naming its new key.
 
@@ -32,6 +33,7 @@ import yaml
 from environment.config import EnvironmentConfig
 from environment.personas import PERSONAS
 from training.ppo.config import ModelConfig, PPOConfig
+from training.warm_start_config import WarmStartConfig
 
 
 class ConfigError(ValueError):
@@ -292,6 +294,7 @@ class TrainingConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -307,6 +310,10 @@ class TrainingConfig:
             self.environment.seed = self.seed
         if self.ppo.seed is None:
             self.ppo.seed = self.seed
+        if self.warm_start.seed is None:
+            self.warm_start.seed = self.seed
+        if self.warm_start.mixed_precision is None:
+            self.warm_start.mixed_precision = self.hardware.mixed_precision
 
 
 class _OutOfRange(ConfigError):
@@ -497,6 +504,9 @@ def _check_files(config: TrainingConfig) -> None:
 
     if config.model.init_from is not None and not Path(config.model.init_from).is_dir():
         raise ConfigError(f"model.init_from: no such directory {config.model.init_from}")
+    dataset = config.warm_start.dataset_path
+    if config.warm_start.enabled and dataset is not None and not (Path(dataset) / "dataset_info.json").is_file():
+        raise ConfigError(f"warm_start.dataset_path: {dataset} is not a saved datasets.Dataset (no dataset_info.json)")
 
     for key, value in (("environment.db_path", config.environment.db_path),
                        ("environment.objectives_file", config.environment.objectives_file),

@@ -35,7 +35,8 @@ __all__ = ["FINAL_TABLE", "FUZZING", "HEADLINE", "SCRIPTED", "auto_user_config",
            "evaluation_envs", "final_table", "fuzzing_metrics", "load_auto_user", "markdown", "run_evaluation",
            "summarize"]
 
-HEADLINE = ["success_rate", "hallucination_rate", "hallucinations_per_episode", "reward_mean",
+HEADLINE = ["feasible_success_rate", "infeasible_ended_politely_rate", "multi_passenger_success_rate", "success_rate",
+            "hallucination_rate", "hallucinations_per_episode", "reward_mean",
             "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",
             "distinct_1", "distinct_2", "pass^1", "pass^k"]
 FUZZING = ["kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages", "turns_to_first_exposure",
@@ -77,9 +78,18 @@ def summarize(records: list[EpisodeRecord], seeds_per_objective: int) -> dict[st
     by_kind: dict[str, list[EpisodeRecord]] = defaultdict(list)
     for record in records:
         by_kind[record.objective.kind].append(record)
+    feasible = [r for r in records if r.objective.feasible]
+    infeasible = [r for r in records if not r.objective.feasible]
     return {
         **env,
         "episodes": len(records),
+        # Success is only possible on a feasible objective; an infeasible one is done right when the user ends it
+        # politely with nothing booked (the polite-ending reward term pays exactly that).
+        "feasible_success_rate": _share([r.outcome.success for r in feasible]),
+        "infeasible_ended_politely_rate": _share([ended_politely(r) for r in infeasible]),
+        "multi_passenger_success_rate": _share([r.outcome.success for r in records
+                                                 if r.objective.kind == "multi_passenger"]),
+        "feasible_episodes": len(feasible),
         "mean_turns": env["episode_length"],
         "repetition_rate": sum(is_repetition(a, b) for a, b in user_turns) / len(user_turns) if user_turns else 0.0,
         "collapse_distinct_first_messages": len(set(firsts)) / len(firsts) if firsts else 0.0,
@@ -93,6 +103,17 @@ def summarize(records: list[EpisodeRecord], seeds_per_objective: int) -> dict[st
         "sample_conversations": [[f"{m.role}: {m.text}" for m in r.transcript] for r in records[:3]],
         **fuzzing_metrics(records),
     }
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else math.nan
+
+
+def ended_politely(record: EpisodeRecord) -> bool:
+    """An infeasible objective handled right: nothing booked, no false claim, and the user's goodbye ended it."""
+    verification = record.outcome.verification
+    return (verification.booking is None and not verification.hallucinations and not record.truncated
+            and any(terms.get("polite_ending", 0.0) > 0 for terms in record.reward_components))
 
 
 def auto_user_config(config: Any, model_name: str) -> AutoUserConfig:
@@ -192,8 +213,10 @@ def markdown(reports: dict[str, dict[str, Any]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-FINAL_TABLE = [("success", "success_rate"), ("reward", "reward_mean"), ("role confusion", "role_confusion_rate"),
-               ("hallucinations / episode", "hallucinations_per_episode"), ("repetition", "repetition_rate"),
+FINAL_TABLE = [("success (feasible)", "feasible_success_rate"), ("multi-passenger", "multi_passenger_success_rate"),
+               ("infeasible ended politely", "infeasible_ended_politely_rate"), ("reward", "reward_mean"),
+               ("role confusion", "role_confusion_rate"), ("hallucinations / episode", "hallucinations_per_episode"),
+               ("repetition", "repetition_rate"), ("distinct first messages", "collapse_distinct_first_messages"),
                ("turns", "mean_turns")]
 
 
@@ -201,7 +224,7 @@ def final_table(reports: dict[str, dict[str, Any]]) -> str:
     """A short plain-text table of the headline metrics, one column per model."""
     names = list(reports)
     width = max(len(label) for label, _ in FINAL_TABLE) + 2
-    lines = ["".ljust(width) + "".join(n.rjust(10) for n in names)]
+    lines = ["".ljust(width) + "".join(n.rjust(12) for n in names)]
     for label, key in FINAL_TABLE:
-        lines.append(label.ljust(width) + "".join(_fmt(reports[n].get(key)).rjust(10) for n in names))
+        lines.append(label.ljust(width) + "".join(_fmt(reports[n].get(key)).rjust(12) for n in names))
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from training.buffers import DualReplayBuffer, TurnSample
 from training.build import build_environments, build_policy, build_trainer
 from training.config import ConfigError, TrainingConfig, save_config
 from training.credit import episode_samples
-from training.evaluation import auto_user_config, evaluate_auto_user, final_table, markdown
+from training.evaluation import auto_user_config, evaluate_auto_user, final_table, load_auto_user, markdown
 from training.findings import (
     FINDINGS_JSONL,
     findings_from,
@@ -46,6 +46,7 @@ from training.novelty import AttackArchive, novelty_bonuses
 from training.output_dir import carry_run_history, claim_output_dir
 from training.rollout import RolloutCollector, episode_plan
 from training.seeds import evaluation_plan, plan_seed, process_seed
+from training.warm_start_stage import WarmStartOutcome, prepare_warm_start
 
 logger = logging.getLogger("auto_user.train")
 
@@ -132,13 +133,18 @@ class TrainingRun:
             self.accelerator.wait_for_everyone()  # every process reads the carried findings below
         model_path = resolve_model(config.model.base_model, config.model.model_cache_dir)
         logger.info("policy base model: %s -> %s", config.model.base_model, model_path)
-        self.model_config = dataclasses.replace(config.model, base_model=model_path)
+        self.warm_start = self._warm_start(model_path)
+        overrides = self.warm_start.model_overrides() if self.warm_start else {}
+        self.model_config = dataclasses.replace(config.model, **{"base_model": model_path, **overrides})
         # Seed right before the policy is built: LoRA initialisation draws from the global RNG, and building an
         # alias model on first use (above) consumes it too.
         set_seed(process_seed(config.seed, self.accelerator.process_index))
-        start_from = resume_dir or config.model.init_from
+        start_from = resume_dir or self.model_config.init_from
         if start_from and not resume_dir:
             logger.info("starting from the trained policy in %s (KL reference: its base model)", start_from)
+        elif self.warm_start and not resume_dir:
+            logger.info("PPO trains a fresh adapter on the warm-started weights in %s (KL reference: the warm "
+                        "start)", self.model_config.base_model)
         policy = build_policy(config, self.model_config, self.accelerator.device, start_from)
         self.trainer = build_trainer(config, self.model_config, policy, self.accelerator)
         if self.is_main:
@@ -175,6 +181,21 @@ class TrainingRun:
 
             self.writer = SummaryWriter(config.logging.tensorboard_dir)
         self.stop_requested = False
+
+    def _warm_start(self, model_path: str) -> WarmStartOutcome | None:
+        """The supervised warm start (``warm_start.enabled``, not with ``model.init_from``), run by the main process
+        and reused by the others (and by a resumed run) from the output directory."""
+        warm = self.config.warm_start
+        if not warm.enabled:
+            return None
+        if self.config.model.init_from is not None:
+            logger.info("warm_start.enabled is ignored: model.init_from %s is the start", self.config.model.init_from)
+            return None
+        outcome = None
+        if self.is_main:
+            outcome = prepare_warm_start(self.config, model_path, self.output_dir, self.accelerator.device)
+        self.accelerator.wait_for_everyone()
+        return outcome or prepare_warm_start(self.config, model_path, self.output_dir, self.accelerator.device)
 
     def _generate(self, prompts: list[str], reference: bool = False):
         if self.stop_requested:
@@ -251,19 +272,31 @@ class TrainingRun:
         return dict(zip(names, values.tolist(), strict=True))
 
     def _evaluate(self, plan: list, name: str, reference: bool, progress: bool) -> tuple[dict[str, Any], list]:
-        """The current policy (or, with ``reference``, the base model) on ``plan`` through the one evaluation path
-        (``training.evaluation``): sampled from the model rollouts sample from, as an ``AutoUserAgent`` would."""
+        """The current policy (or, with ``reference``, PPO's reference: the base model, or the warm start) on ``plan``
+        through the one evaluation path (``training.evaluation``): sampled from the model rollouts sample from, as
+        an ``AutoUserAgent`` would."""
         with self.trainer.sampling_model(reference) as model:
             agent = AutoUserAgent.from_model(model, self.trainer.tokenizer, auto_user_config(self.config, name),
                                              self.accelerator.device)
+            return self._play(agent, plan, name, progress)
 
-            def generate(prompts: list[str]) -> tuple[list, list, list[str]]:
-                if self.stop_requested:
-                    raise Interrupted()
-                return agent.generate(prompts)
+    def _play(self, agent: AutoUserAgent, plan: list, name: str, progress: bool) -> tuple[dict[str, Any], list]:
+        def generate(prompts: list[str]) -> tuple[list, list, list[str]]:
+            if self.stop_requested:
+                raise Interrupted()
+            return agent.generate(prompts)
 
-            return self.loop.run_until_complete(evaluate_auto_user(generate, self.config, plan, name, self.envs,
-                                                                   progress=progress))
+        return self.loop.run_until_complete(evaluate_auto_user(generate, self.config, plan, name, self.envs,
+                                                               progress=progress))
+
+    def _evaluate_saved(self, model: str, plan: list, name: str) -> dict[str, Any]:
+        """A model that is not this run's policy or reference ("base", or a saved policy directory), loaded as
+        ``evaluate.py`` loads it."""
+        agent = load_auto_user(model, self.config)
+        try:
+            return self._play(agent, plan, name, progress=True)[0]
+        finally:
+            del agent
 
     def evaluate(self) -> dict[str, float]:
         plan = evaluation_plan(self.eval_objectives)
@@ -272,21 +305,29 @@ class TrainingRun:
         return {f"eval/{k.removeprefix('env/')}": v for k, v in self._reduce(episode_metrics(records)).items()}
 
     def compare_with_base(self) -> dict[str, dict[str, Any]]:
-        """Base model (adapter disabled) vs trained policy on the same held-out objectives and seeds: print a table
-        and write ``final_evaluation.md`` / ``.json`` (``evaluation.final_comparison``). ``evaluate.py --compare base
+        """Base model vs (warm start vs) trained policy on the same held-out objectives and seeds: print a table and
+        write ``final_evaluation.md`` / ``.json`` (``evaluation.final_comparison``). ``evaluate.py --compare base
         final_model`` on these objectives plays the same conversations."""
         plan = evaluation_plan(self.comparison_objectives)
         reports = {}
-        for name, reference in (("base", True), ("trained", False)):
-            reports[name] = self._evaluate(plan, name, reference, progress=True)[0]
+        if self.warm_start is None:
+            reports["base"] = self._evaluate(plan, "base", reference=True, progress=True)[0]
+        else:  # three columns: what each stage buys
+            reports["base"] = self._evaluate_saved("base", plan, "base")
+            if self.warm_start.reference_dir is not None:  # PPO's reference is the warm start
+                reports["warm start"] = self._evaluate(plan, "warm start", reference=True, progress=True)[0]
+            else:
+                reports["warm start"] = self._evaluate_saved(str(self.warm_start.policy_dir), plan, "warm start")
+        reports["trained"] = self._evaluate(plan, "trained", reference=False, progress=True)[0]
         command = f"end of training run ({self.output_dir})"
         (self.output_dir / "final_evaluation.json").write_text(json.dumps({"reports": reports}, indent=1,
                                                                            default=float))
         (self.output_dir / "final_evaluation.md").write_text(markdown(reports, command))
         table = final_table(reports)
-        logger.info("base vs trained on %d held-out objectives: the table below and in %s", len(plan),
+        columns = " vs ".join(reports)
+        logger.info("%s on %d held-out objectives: the table below and in %s", columns, len(plan),
                     self.output_dir / "final_evaluation.md")
-        print(f"\nBase vs trained, {len(plan)} held-out objectives (full report: "
+        print(f"\n{columns.capitalize()}, {len(plan)} held-out objectives (full report: "
               f"{self.output_dir / 'final_evaluation.md'}):\n{table}", flush=True)
         if self.writer is not None:
             self.writer.add_text("final_comparison", table.replace("\n", "  \n"))

@@ -45,14 +45,12 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import random
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +59,7 @@ from torch import nn
 from agents.auto_user.generation import encode_query, stop_token_ids
 from training.cli import OneLineParser, fail
 from training.ppo.config import ModelConfig
+from training.warm_start_config import WarmStartConfig
 
 logger = logging.getLogger(__name__)
 
@@ -69,86 +68,10 @@ __all__ = ["METRICS_FILE", "WarmStartConfig", "WarmStartDataError", "completion_
 
 METRICS_FILE = "warm_start_metrics.json"
 REQUIRED_COLUMNS = ("prompt", "completion")
-TURN_ENDS = ("auto", "newline", "eos")
 
 
 class WarmStartDataError(ValueError):
     """A demonstrations dataset that cannot be trained on; ``str()`` is one line naming the path, row or column."""
-
-
-@dataclass
-class WarmStartConfig:
-    """Supervised fine-tuning of the policy's LoRA adapter on demonstrations (TRL ``SFTConfig`` names).
-
-    Prompt and completion lengths are not settings here: prompts are cut to ``model.max_query_length`` tokens from
-    the left and completions to ``model.max_response_length`` tokens, as the policy's sampler does.
-
-    Parameters:
-        dataset_path (`str` or `None`, defaults to `None`):
-            Directory of a `datasets.Dataset` saved with `save_to_disk` (``training/demonstrations.py --out``), with
-            string columns ``prompt`` and ``completion``; used when `warm_start` is not given a dataset.
-        max_steps (`int`, defaults to `-1`):
-            Optimizer steps to train; `-1` trains `num_train_epochs` epochs instead.
-        num_train_epochs (`float`, defaults to `1.0`):
-            Passes over the training rows when `max_steps` is `-1`.
-        learning_rate (`float`, defaults to `2e-4`):
-            AdamW learning rate of the LoRA weights (linear decay to 0, TRL's default schedule).
-        per_device_train_batch_size (`int`, defaults to `8`):
-            Rows per forward/backward pass.
-        gradient_accumulation_steps (`int`, defaults to `1`):
-            Passes accumulated per optimizer step.
-        eval_fraction (`float`, defaults to `0.1`):
-            Share of the objectives (``objective_id`` column; rows when there is none) held out to measure the
-            completion loss before and after training; they are not trained on. `0` holds nothing out.
-        turn_end (`str`, defaults to `"auto"`):
-            Token that closes each completion so the model learns to stop: `"newline"` (a line break, where the
-            sampler stops when ``model.stop_at_newline``), `"eos"` (the tokenizer's eos token), or `"auto"`:
-            newline when ``model.stop_at_newline``, else eos. With ``environment.state_template: chat``, `"eos"` is
-            the chat model's own end of turn (``<|im_end|>`` for SmolLM2), which the sampler also stops at.
-        mixed_precision (`str`, defaults to `"auto"`):
-            `"auto"` (bf16 autocast only where the CPU has bf16 units or the GPU supports it), `"bf16"` or `"no"`,
-            as ``hardware.mixed_precision``.
-        seed (`int`, defaults to `0`):
-            Seeds the LoRA initialisation, the held-out split and the order of the rows.
-        logging_steps (`int`, defaults to `10`):
-            Optimizer steps between two logged training losses.
-    """
-
-    dataset_path: str | None = None
-    max_steps: int = -1
-    num_train_epochs: float = 1.0
-    learning_rate: float = 2e-4
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    eval_fraction: float = 0.1
-    turn_end: Literal["auto", "newline", "eos"] = "auto"
-    mixed_precision: Literal["auto", "bf16", "no"] = "auto"
-    seed: int = 0
-    logging_steps: int = 10
-
-    def __post_init__(self) -> None:
-        def require(ok: bool, name: str, rule: str) -> None:
-            if not ok:
-                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
-
-        def number(name: str) -> bool:
-            value = getattr(self, name)
-            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-        for name in ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "seed",
-                     "logging_steps"):
-            require(isinstance(getattr(self, name), int) and not isinstance(getattr(self, name), bool), name,
-                    "an integer")
-        require(self.max_steps == -1 or self.max_steps > 0, "max_steps", "> 0, or -1 to train num_train_epochs")
-        require(number("num_train_epochs") and self.num_train_epochs > 0, "num_train_epochs", "a finite number > 0")
-        require(number("learning_rate") and self.learning_rate > 0, "learning_rate", "a finite number > 0")
-        require(self.per_device_train_batch_size > 0, "per_device_train_batch_size", "> 0")
-        require(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps", "> 0")
-        require(number("eval_fraction") and 0.0 <= self.eval_fraction < 1.0, "eval_fraction", "in [0, 1)")
-        require(self.turn_end in TURN_ENDS, "turn_end", f"one of {TURN_ENDS}")
-        require(self.mixed_precision in ("auto", "bf16", "no"), "mixed_precision", "'auto', 'bf16' or 'no'")
-        require(0 <= self.seed < 2**31, "seed", "in [0, 2**31 - 1]")
-        require(self.logging_steps > 0, "logging_steps", "> 0")
 
 
 def load_demonstrations(path: str | Path) -> Any:
@@ -387,6 +310,9 @@ def warm_start(model_config: ModelConfig, warm_config: WarmStartConfig, dataset:
     from training.seeds import process_seed
 
     start = time.perf_counter()
+    # Alone, the section's "follow the training config" values mean: seed 0, precision as the hardware allows.
+    warm_config = dataclasses.replace(warm_config, seed=warm_config.seed or 0,
+                                      mixed_precision=warm_config.mixed_precision or "auto")
     if dataset is None:
         if warm_config.dataset_path is None:
             raise WarmStartDataError("dataset_path: no dataset given")
@@ -467,8 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     defaults = WarmStartConfig()
     for field in dataclasses.fields(WarmStartConfig):
-        if field.name in ("dataset_path", "seed", "mixed_precision"):
-            continue  # --dataset; the config's seed and hardware.mixed_precision
+        if field.name in ("dataset_path", "seed", "mixed_precision", "enabled", "demonstration_episodes",
+                          "kl_reference"):
+            continue  # --dataset; the config's seed and hardware.mixed_precision; the rest are train_ppo.py's
         kind = {int: int, float: float}.get(type(getattr(defaults, field.name)), str)
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=_typed(kind), default=None,
                             metavar=kind.__name__.upper(), help=f"default {getattr(defaults, field.name)!r}")

@@ -1,0 +1,121 @@
+"""The ``warm_start`` section of a training config: the supervised stage before PPO (issue 22).
+
+Kept apart from ``training/warm_start.py`` (which imports torch and TRL) so that a config is read and checked before
+any model library loads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["KL_REFERENCES", "TURN_ENDS", "WarmStartConfig"]
+
+TURN_ENDS = ("auto", "newline", "eos")
+KL_REFERENCES = ("warm_start", "base")
+
+
+@dataclass
+class WarmStartConfig:
+    """Supervised fine-tuning of the policy on verified demonstrations before PPO (TRL ``SFTConfig`` names).
+
+    In a training config (section ``warm_start``) with `enabled`, ``train_ppo.py`` plays the demonstrators
+    (``training/demonstrations.py``) on training objectives, fine-tunes a fresh LoRA adapter on the verified
+    conversations with TRL's ``SFTTrainer`` (``training/warm_start.py``), and starts PPO from the result; the run's
+    output directory keeps all three under ``warm_start/`` and the final comparison gets a "warm start" column.
+    ``python -m training.warm_start`` runs the supervised step alone.
+
+    Prompt and completion lengths are not settings here: prompts are cut to ``model.max_query_length`` tokens from
+    the left and completions to ``model.max_response_length`` tokens, as the policy's sampler does.
+
+    Parameters:
+        enabled (`bool`, defaults to `False`):
+            Run the warm start before PPO (``train_ppo.py``). Ignored when ``model.init_from`` is set.
+        demonstration_episodes (`int`, defaults to `200`):
+            Conversations the demonstrators play on training objectives; only verified ones become rows (about 5
+            user turns each). Ignored when `dataset_path` is set.
+        kl_reference (`str`, defaults to `"warm_start"`):
+            What PPO's KL penalty measures against. `"warm_start"` (InstructGPT): the warm-started adapter is folded
+            into a float32 copy of the base weights (``warm_start/merged``), PPO trains a fresh adapter on it, and
+            the policy starts equal to its reference (KL 0), so the penalty keeps PPO near what the demonstrations
+            taught. `"base"`: PPO continues the warm-started adapter and its reference is the base model (adapter
+            disabled): the penalty starts high and pulls the policy back towards the base model, which almost never
+            books.
+        dataset_path (`str` or `None`, defaults to `None`):
+            Directory of a `datasets.Dataset` saved with `save_to_disk` (``training/demonstrations.py --out``), with
+            string columns ``prompt`` and ``completion``, used instead of playing demonstrations.
+        max_steps (`int`, defaults to `-1`):
+            Optimizer steps to train; `-1` trains `num_train_epochs` epochs instead.
+        num_train_epochs (`float`, defaults to `1.0`):
+            Passes over the training rows when `max_steps` is `-1`.
+        learning_rate (`float`, defaults to `2e-4`):
+            AdamW learning rate of the LoRA weights (linear decay to 0, TRL's default schedule).
+        per_device_train_batch_size (`int`, defaults to `8`):
+            Rows per forward/backward pass.
+        gradient_accumulation_steps (`int`, defaults to `1`):
+            Passes accumulated per optimizer step.
+        eval_fraction (`float`, defaults to `0.1`):
+            Share of the objectives (``objective_id`` column; rows when there is none) held out to measure the
+            completion loss before and after training; they are not trained on. `0` holds nothing out (and skips
+            the two measuring passes, which cost as much as a tenth of the training on CPU).
+        turn_end (`str`, defaults to `"auto"`):
+            Token that closes each completion so the model learns to stop: `"newline"` (a line break, where the
+            sampler stops when ``model.stop_at_newline``), `"eos"` (the tokenizer's eos token), or `"auto"`:
+            newline when ``model.stop_at_newline``, else eos. With ``environment.state_template: chat``, `"eos"` is
+            the chat model's own end of turn (``<|im_end|>`` for SmolLM2), which the sampler also stops at.
+        mixed_precision (`str` or `None`, defaults to `None`):
+            `"auto"` (bf16 autocast only where the CPU has bf16 units or the GPU supports it), `"bf16"` or `"no"`;
+            `None`: ``hardware.mixed_precision`` in a training config, `"auto"` alone.
+        seed (`int` or `None`, defaults to `None`):
+            Seeds the demonstrations, the LoRA initialisation, the held-out split and the order of the rows; `None`:
+            the training config's ``seed`` (0 alone).
+        logging_steps (`int`, defaults to `10`):
+            Optimizer steps between two logged training losses.
+    """
+
+    enabled: bool = False
+    demonstration_episodes: int = 200
+    kl_reference: Literal["warm_start", "base"] = "warm_start"
+    dataset_path: str | None = None
+    max_steps: int = -1
+    num_train_epochs: float = 1.0
+    learning_rate: float = 2e-4
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    eval_fraction: float = 0.1
+    turn_end: Literal["auto", "newline", "eos"] = "auto"
+    mixed_precision: Literal["auto", "bf16", "no"] | None = None
+    seed: int | None = None
+    logging_steps: int = 10
+
+    def __post_init__(self) -> None:
+        def require(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+
+        def integer(name: str) -> bool:
+            value = getattr(self, name)
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        def number(name: str) -> bool:
+            value = getattr(self, name)
+            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+        for name in ("demonstration_episodes", "max_steps", "per_device_train_batch_size",
+                     "gradient_accumulation_steps", "logging_steps"):
+            require(integer(name), name, "an integer")
+        require(isinstance(self.enabled, bool), "enabled", "true or false")
+        require(self.demonstration_episodes > 0, "demonstration_episodes", "> 0")
+        require(self.kl_reference in KL_REFERENCES, "kl_reference", f"one of {KL_REFERENCES}")
+        require(self.max_steps == -1 or self.max_steps > 0, "max_steps", "> 0, or -1 to train num_train_epochs")
+        require(number("num_train_epochs") and self.num_train_epochs > 0, "num_train_epochs", "a finite number > 0")
+        require(number("learning_rate") and self.learning_rate > 0, "learning_rate", "a finite number > 0")
+        require(self.per_device_train_batch_size > 0, "per_device_train_batch_size", "> 0")
+        require(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps", "> 0")
+        require(number("eval_fraction") and 0.0 <= self.eval_fraction < 1.0, "eval_fraction", "in [0, 1)")
+        require(self.turn_end in TURN_ENDS, "turn_end", f"one of {TURN_ENDS}")
+        require(self.mixed_precision in ("auto", "bf16", "no", None), "mixed_precision",
+                "'auto', 'bf16', 'no' or null")
+        require(self.seed is None or (integer("seed") and 0 <= self.seed < 2**31), "seed", "in [0, 2**31 - 1]")
+        require(self.logging_steps > 0, "logging_steps", "> 0")
