@@ -59,12 +59,16 @@ def server(tiny_two_epoch_run: Path, tmp_path: Path):
 
 
 def render(url: str, screenshot: Path) -> str:
-    """The page's DOM after its scripts ran (and a 1280x900 screenshot of it)."""
-    result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                             "--virtual-time-budget=8000", "--window-size=1280,900", f"--screenshot={screenshot}",
-                             "--dump-dom", url], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+    """The page's DOM after its scripts drew the view (and a 1280x900 screenshot of it). On a loaded machine the
+    browser's time budget can end before the view is drawn: then once more, before failing."""
+    for _ in range(2):
+        result = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                 "--virtual-time-budget=8000", "--window-size=1280,900", f"--screenshot={screenshot}",
+                                 "--dump-dom", url], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        if 'data-rendered="' in result.stdout:
+            return result.stdout
+    raise AssertionError(f"{url}: the view was not drawn: {result.stdout[-1500:]}")
 
 
 def test_pages_render_curves_and_findings_in_chromium(server: str, tmp_path: Path) -> None:
@@ -78,9 +82,11 @@ def test_pages_render_curves_and_findings_in_chromium(server: str, tmp_path: Pat
     }
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    with ThreadPoolExecutor(3) as pool:
+    with ThreadPoolExecutor(2) as pool:
         doms = dict(zip(pages, pool.map(lambda item: render(f"{server}/{item[1]}", shots / f"{item[0]}.png"),
                                         pages.items()), strict=True))
+    for name, dom in doms.items():
+        assert 'class="claim">error:' not in dom, (name, re.findall(r'class="claim">error:[^<]*', dom))
     assert 'href="#/run?id=runs%2Ftiny"' in doms["runs"] and "phantom_confirmation" in doms["runs"]
     for name in ("live_run", "fuzzing_run"):  # curves: one SVG path per metric, each a line through the epochs
         paths = re.findall(r'<path class="series" data-metric="([^"]+)" d="(M[^"]*)"', doms[name])

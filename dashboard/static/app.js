@@ -209,11 +209,13 @@ async function route() {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const show = ROUTES[path] || showRuns;
   if (show !== showRun) closeSocket();
+  delete view.dataset.rendered;
   try {
     await show(new URLSearchParams(query || ""));
   } catch (error) {
     view.innerHTML = `<p class="claim">error: ${esc(error.message)}</p>`;
   }
+  view.dataset.rendered = path || "runs";  // the view is drawn (tests wait for this)
 }
 
 window.addEventListener("hashchange", route);
