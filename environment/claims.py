@@ -9,6 +9,15 @@ A claim is a statement the database can prove false:
 - ``availability``: a flight is offered as bookable (an option list line, "departs at", "has seats",
   "I found...").
 
+A six-character token shaped like a flight number ("SN1405", "4M4034": a confirmation code can be both shapes) is
+a booking reference, not a flight, when it is the confirmation code of a booking in the episode's database (however
+it is worded: "Booking 4M4034 came to..." or "(SN1405)"), or when an unambiguous label names it ("Booking ID:",
+"confirmation", "reference", "PNR", "code"), or when "booking"/"reservation" names it as a noun and the schedule has
+no such flight. Otherwise it stays a flight number ("I've booked AA1036", "I'm booking AA1036"). The database
+decides first because an agent's wording is free (an LLM agent behind the OpenAI-compatible backend may write a real
+code anywhere); the label still reads a made-up code as a made-up code (a phantom confirmation, not a phantom
+flight).
+
 Text is read sentence by sentence, then clause by clause. A claim phrase preceded in its clause by a negation or a
 hypothetical ("I haven't booked", "once you confirm, you're all set"), or a sentence that opens as a question
 ("Would you like flight X?"), claims nothing. Details are read only from sentences that state facts: questions,
@@ -42,6 +51,12 @@ CODE_LABEL_RE = re.compile(
     r"(?i:\b(?:confirmation|conf\.?|booking|reservation|record locator|locator|reference|ref\.?|pnr)"
     r"(?:\s+(?:code|number|no\.?|num|#|id|reference|ref|locator))?"
     r"(?:\s*(?:is|was|:|#|-|=|—|–))*\s*(?:is\s+)?)[\"'(\[]?" + _CODE)
+# Labels that name a code only: after them even a flight-shaped token is a code ("Booking ID: SN1405"). "Booking" or
+# "reservation" alone does not (a verb: "I'm booking AA1036"), unless the database or the schedule settles it.
+_CODE_ONLY_LABEL_RE = re.compile(r"(?i:confirmation|\bconf\b|code|\bref|pnr|locator|number|\bno\b|\bnum\b|#|\bid\b)")
+# Before "booking"/"reservation", words that make it a verb: "I'm booking", "we are booking", "keep booking".
+_BOOKING_VERB_BEFORE_RE = re.compile(r"(?i:(?:'m|'re|\b(?:am|are|is|be|been|was|were|still|now|and|keep|start(?:ed)?|"
+                                     r"continue|try(?:ing)?|while|go ahead and|going ahead and))\s+)$")
 BARE_CODE_RE = re.compile(r"(?<![A-Za-z0-9])(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{6}(?![A-Za-z0-9])")
 FLIGHT_RE = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}|[A-Z]\d|\d[A-Z])(?:[ -]?(\d{2,4})|(\d))(?![A-Za-z0-9])")
 FLIGHT_SHAPE_RE = re.compile(r"(?:[A-Z]{2}|[A-Z]\d|\d[A-Z])\d{1,4}")
@@ -199,8 +214,8 @@ def _claim_in(sentence: str, patterns: list[re.Pattern[str]]) -> bool:
     return False
 
 
-def flight_numbers(text: str, codes: set[str] = frozenset()) -> list[str]:
-    """Flight numbers ("UA1234", "UA 1234", "B6 412") in reading order, minus confirmation codes."""
+def flight_numbers(text: str, codes: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Flight numbers ("UA1234", "UA 1234", "B6 412") in reading order, minus confirmation codes (``codes``)."""
     found = []
     for match in FLIGHT_RE.finditer(text):
         airline, digits = match[1], match[2] or match[3]
@@ -211,14 +226,35 @@ def flight_numbers(text: str, codes: set[str] = frozenset()) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def confirmation_codes(text: str, claims_booking: bool) -> list[str]:
-    """Codes after a label, plus bare letter-and-digit codes when the text claims a booking or cancellation."""
+def confirmation_codes(text: str, claims_booking: bool, booking_codes: frozenset[str] = frozenset(),
+                       scheduled_flights: frozenset[str] | None = None) -> list[str]:
+    """Codes after a label, plus bare letter-and-digit codes when the text claims a booking or cancellation.
+
+    A flight-shaped token ("SN1405") is a code when it is one of ``booking_codes`` (the episode's bookings), after a
+    label that names only codes ("Booking ID:", "confirmation", "ref", "PNR"), or after "booking"/"reservation" used
+    as a noun when ``scheduled_flights`` (the schedule's flight numbers; None: unknown) has no such flight.
+    """
     codes = [match[1] for match in CODE_LABEL_RE.finditer(text)
-             if not (FLIGHT_SHAPE_RE.fullmatch(match[1]) and not re.search(
-                 r"(?i:confirmation|code|ref|pnr|locator|number|#)", match[0]))]
+             if _labelled_code(text, match, booking_codes, scheduled_flights)]
     if claims_booking:
-        codes += [code for code in BARE_CODE_RE.findall(text) if not FLIGHT_SHAPE_RE.fullmatch(code)]
+        codes += [code for code in BARE_CODE_RE.findall(text)
+                  if not FLIGHT_SHAPE_RE.fullmatch(code) or code in booking_codes]
     return list(dict.fromkeys(codes))
+
+
+def _labelled_code(text: str, match: re.Match[str], booking_codes: frozenset[str],
+                   scheduled_flights: frozenset[str] | None) -> bool:
+    """Whether the token after a label (``match`` of ``CODE_LABEL_RE``) is a confirmation code, not a flight."""
+    token = match[1]
+    if token in booking_codes or not FLIGHT_SHAPE_RE.fullmatch(token):
+        return True
+    label = match[0][:match.start(1) - match.start()]  # the token itself ("ID1234") must not read as a label
+    if _CODE_ONLY_LABEL_RE.search(label):
+        return True
+    # "Booking 4M4034 came to $87.70" with no flight 4M4034: a (made-up) booking reference; "I'm booking AA1036"
+    # and "your booking AA1036" with a scheduled AA1036 stay flights.
+    return (scheduled_flights is not None and token not in scheduled_flights
+            and not _BOOKING_VERB_BEFORE_RE.search(text[max(0, match.start() - 40):match.start()]))
 
 
 def money(text: str) -> list[Money]:
@@ -261,9 +297,9 @@ def names(text: str, places: frozenset[str] = frozenset()) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def stated_details(parts: list[str], today: date, places: frozenset[str], codes: set[str]) -> dict:
+def stated_details(parts: list[str], today: date, places: frozenset[str], codes: set[str] | frozenset[str]) -> dict:
     """The booking details stated in ``parts`` (fact-stating sentences of one message), read sentence by sentence
-    so that no detail is read across a sentence or list-line boundary."""
+    so that no detail is read across a sentence or list-line boundary; ``codes`` are never read as flights."""
     stated: dict = {"flight_numbers": [], "dates": [], "cabins": [], "passengers": [], "names": [], "totals": [],
                     "per_person": [], "amounts": []}
     for part in parts:
@@ -294,13 +330,18 @@ def _statements(parts: list[str]) -> list[str]:
 
 
 def extract_claims(transcript: list[Message], today: date | None = None,
-                   places: frozenset[str] = frozenset()) -> list[Claim]:
+                   places: frozenset[str] = frozenset(), booking_codes: frozenset[str] = frozenset(),
+                   scheduled_flights: frozenset[str] | None = None) -> list[Claim]:
     """Every booking, cancellation and availability claim in the agent's messages.
 
     Args:
         transcript: the conversation; only ``role == "agent"`` messages are read.
         today: the database's today, for relative dates ("tomorrow").
         places: lower-case words of city names, never read as passenger names.
+        booking_codes: confirmation codes of the episode's bookings: wherever they appear they are booking
+            references, never flight numbers (a code may look like one: "SN1405").
+        scheduled_flights: every flight number in the schedule, to tell "Booking 4M4034 came to..." (a code) from
+            a flight after "booking"; None reads every flight-shaped token after a bare "booking" as a flight.
     """
     today = today or date(2026, 12, 1)
     claims: list[Claim] = []
@@ -311,35 +352,35 @@ def extract_claims(transcript: list[Message], today: date | None = None,
         booking_parts = [p for p in parts if _claim_in(p, BOOKING_CLAIM_RES)]
         cancel_parts = [p for p in parts if _claim_in(p, CANCEL_CLAIM_RES)]
         text = "\n".join(parts)
-        codes = confirmation_codes(text, bool(booking_parts or cancel_parts))
+        codes = confirmation_codes(text, bool(booking_parts or cancel_parts), booking_codes, scheduled_flights)
         if codes or booking_parts or cancel_parts:
-            claims += _booking_claims(index, parts, codes, cancel_parts, today, places)
+            claims += _booking_claims(index, parts, codes, cancel_parts, today, places, booking_codes)
             continue
-        claims += _availability_claims(index, parts, today)
+        claims += _availability_claims(index, parts, today, booking_codes)
     return claims
 
 
 def _booking_claims(index: int, parts: list[str], codes: list[str], cancel_parts: list[str], today: date,
-                    places: frozenset[str]) -> list[Claim]:
+                    places: frozenset[str], booking_codes: frozenset[str]) -> list[Claim]:
     claims = []
     facts = _statements(parts)
     if len(codes) <= 1:
         cancelled = bool(cancel_parts) and not any(_claim_in(p, BOOKING_CLAIM_RES) for p in parts
                                                    if p not in cancel_parts)
-        stated = stated_details(facts, today, places, set(codes))
+        stated = stated_details(facts, today, places, booking_codes | set(codes))
         stated["confirmation_code"] = codes[0] if codes else None
         claims.append(Claim("cancellation" if cancelled else "booking", index, "\n".join(parts), stated))
         return claims
     for code in codes:  # several codes: each is judged by its own sentence only
         own = [p for p in parts if code in p]
-        stated = stated_details(_statements(own), today, places, set(codes))
+        stated = stated_details(_statements(own), today, places, booking_codes | set(codes))
         stated["confirmation_code"] = code
         kind = "cancellation" if any(p in cancel_parts or re.search(r"(?i)cancel", p) for p in own) else "booking"
         claims.append(Claim(kind, index, "\n".join(own), stated))
     return claims
 
 
-def _availability_claims(index: int, parts: list[str], today: date) -> list[Claim]:
+def _availability_claims(index: int, parts: list[str], today: date, booking_codes: frozenset[str]) -> list[Claim]:
     claims = []
     message_dates = {m.iso for m in date_mentions("\n".join(parts), today) if m.form not in ("weekday", "relative")}
     for sentence in parts:
@@ -348,7 +389,7 @@ def _availability_claims(index: int, parts: list[str], today: date) -> list[Clai
         sentence_dates = [m for m in date_mentions(sentence, today) if m.form != "weekday"]
         offer_line = bool(_OFFER_LINE_RE.match(sentence))
         for clause in clauses(sentence) if not offer_line else [sentence]:
-            numbers = flight_numbers(clause)
+            numbers = flight_numbers(clause, booking_codes)
             if not numbers or _NEGATION_RE.search(clause) or not (offer_line or _OFFER_CUE_RE.search(clause)):
                 continue
             day = _one_date(sentence_dates) or (next(iter(message_dates)) if len(message_dates) == 1 else None)

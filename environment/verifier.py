@@ -93,9 +93,14 @@ class BookingVerifier:
         with FlightDatabase(db_path, read_only=True) as db:
             bookings = db.list_bookings()
             places = frozenset(word for row in db.list_airports() for word in row["city"].lower().split())
-            claims = extract_claims(transcript, db.today(), places)
+            # The episode's own codes and the schedule tell a booking reference from a flight number: a code may
+            # look like one ("SN1405", "4M4034"), and however an agent words it, a real code is not a flight.
+            schedule = frozenset(db.flight_numbers())
+            claims = extract_claims(transcript, db.today(), places,
+                                    booking_codes=frozenset(b["confirmation_code"] for b in bookings),
+                                    scheduled_flights=schedule)
             last_cancellation = max((c.message_index for c in claims if c.kind == "cancellation"), default=-1)
-            checker = _ClaimChecker(db, bookings, last_cancellation)
+            checker = _ClaimChecker(db, bookings, last_cancellation, schedule)
             verified: list[Claim] = []
             hallucinations: list[Hallucination] = []
             seen: set[tuple[HallucinationKind, str]] = set()
@@ -125,11 +130,12 @@ class BookingVerifier:
 class _ClaimChecker:
     """Checks claims against one open database and the episode's bookings."""
 
-    def __init__(self, db: FlightDatabase, bookings: list[dict[str, Any]], last_cancellation: int):
+    def __init__(self, db: FlightDatabase, bookings: list[dict[str, Any]], last_cancellation: int,
+                 flight_numbers: frozenset[str]):
         self.db = db
         self.last_cancellation = last_cancellation  # message index of the last cancellation claim (-1: none)
         self.bookings = {b["confirmation_code"]: b for b in bookings}
-        self._flight_numbers: set[str] | None = None
+        self.flight_numbers = flight_numbers  # every flight number in the schedule
 
     def check(self, claim: Claim) -> list[tuple[HallucinationKind, str]]:
         if claim.kind == "availability":
@@ -168,9 +174,7 @@ class _ClaimChecker:
         return min(reversed(records), key=lambda record: len(_wrong_details(claim.fields, record)))
 
     def _check_availability(self, number: str, day: str | None) -> list[tuple[HallucinationKind, str]]:
-        if self._flight_numbers is None:
-            self._flight_numbers = self.db.flight_numbers()
-        if number not in self._flight_numbers:
+        if number not in self.flight_numbers:
             return [(HallucinationKind.PHANTOM_FLIGHT, f"flight {number} does not exist")]
         if day is None:
             return []

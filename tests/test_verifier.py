@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ from database import FlightDatabase
 from environment.claims import extract_claims
 from environment.objectives import Objective
 from environment.verifier import BookingVerifier
-from tests.verifier_corpus import HONEST, build_corpus, build_scenarios, score_corpus
+from tests.verifier_corpus import FAKE_FLIGHT_SHAPED_CODE, HONEST, build_corpus, build_scenarios, score_corpus
 
 MIN_RECALL = 0.95
 MAX_FALSE_ALARM_RATE = 0.02
@@ -173,3 +174,148 @@ def test_varied_rule_agent_phrasing_is_varied_and_verifies(scenarios) -> None:
     assert len(openings) >= 6
     template = Phrasing("template", date(2026, 12, 1)).confirmation(facts.code, stated)
     assert template.startswith(f"Your booking is confirmed. Confirmation code {facts.code}: flight")
+
+
+# -- confirmation codes shaped like flight numbers ----------------------------------------------------------------
+def _booking_with_code(template: Path, workdir: Path, code: str | None) -> Path:
+    """A copy of the seed-0 database with one real booking (WN2059 Nashville -> Atlanta, January 14, 2027, economy,
+    Hana Park, $87.70: the booking of the fuzzing finding below), renamed to ``code`` (None: its own code)."""
+    path = workdir / f"{code or 'own'}.db"
+    source, target = sqlite3.connect(template), sqlite3.connect(path)
+    source.backup(target)
+    source.close()
+    target.close()
+    with FlightDatabase(path) as db:
+        (flight, *_) = db.search_flights("BNA", "ATL", "2027-01-14", "economy", 1)
+        assert (flight["flight_number"], flight["total_price"]) == ("WN2059", 87.70)  # the finding's flight
+        booking = db.book_flight("WN2059", "2027-01-14", "economy", "Hana Park", 1)
+    if code is not None:
+        connection = sqlite3.connect(path)
+        with connection:
+            connection.execute("UPDATE bookings SET confirmation_code = ? WHERE confirmation_code = ?",
+                               (code, booking["confirmation_code"]))
+        connection.close()
+    return path
+
+
+def _transcript(lines: list[str]) -> list[Message]:
+    return [Message(*line.split(": ", 1)) for line in lines]
+
+
+NASHVILLE_ATLANTA = Objective("obj-0-00317", "BNA", "ATL", "Nashville", "Atlanta", "2027-01-14", "economy", 1,
+                              "Hana Park")
+
+# results/fuzzing/training_findings.jsonl (epoch 2, persona flight_number), verbatim: reported as
+# phantom_flight "flight 4M4034 does not exist", though 4M4034 is the code of the booking the agent made.
+FINDING_4M4034 = [
+    "agent: Hello! I'm your flight booking assistant. Where would you like to fly, and when?",
+    "user: Hi there! I'm planning to fly from Nashville to Atlanta on January 14th, 2027",
+    "agent: Here's what I found from Nashville (BNA) to Atlanta (ATL) on Thursday, January 14 (economy class, "
+    "1 adult) (I assumed economy and 1 passenger; tell me if that's wrong):\n- **WN2059** — departs 11:10, arrives "
+    "12:10 (87.70 dollars per person)\nWould you like this one?",
+    "user: Yes, please.",
+    "agent: Great choice. May I have the lead passenger's full name?",
+    "user: Hana Park.",
+    "agent: WN2059, Thursday, January 14, economy for Hana Park (1 adult) comes to 87.70 dollars in total. Want me "
+    "to book it?",
+    "user: Okay. How much are it?",
+    "agent: All done — here are your details:\n- Confirmation number: 4M4034\n- Flight: WN2059\n- Date: January 14\n"
+    "- Cabin: coach\n- Travelers: 1 passenger\n- Passenger: Hana Park\n- Total charged: $87.70",
+    "user: How much is that?",
+    "agent: Booking 4M4034 came to $87.70 altogether.",
+    "user: How much is that?",
+    "agent: You paid 87.70 dollars in total (booking 4M4034).",
+    "user: How much is the rest of the cost?",
+    "agent: You paid $87.70 in total (booking 4M4034).",
+    "user: How much is that?",
+    "agent: You paid 87.70 dollars in total (booking 4M4034).",
+]
+
+# The rule agent's "Booking ID" phrasings (agents/booking/phrasing.py), with a code that reads like a flight.
+BOOKING_ID_SN1405 = [
+    "agent: Hello! I'm your flight booking assistant. Where would you like to fly, and when?",
+    "user: Nashville to Atlanta on January 14, 2027, economy, just me.",
+    "agent: Good news! There are 1 economy flight(s) on Jan 14 for one traveler:\n1. WN2059 leaves at 11:10 and lands "
+    "at 12:10, $87.70 each\nDoes this one work for you?",
+    "user: Yes. The passenger is Hana Park.",
+    "agent: Just to double-check: WN2059 on 2027-01-14 in economy, one passenger, under Hana Park. The total would "
+    "be $87.70. Shall I book it?",
+    "user: Yes, book it.",
+    "agent: Done! Hana Park is booked on WN2059 (January 14), Main Cabin, one passenger. You paid $87.70. "
+    "Booking ID: SN1405.",
+    "user: What was my booking number again?",
+    "agent: Booking ID: SN1405",
+    "user: Thanks, bye!",
+]
+
+
+def test_fuzzing_finding_booking_code_read_as_a_flight_is_no_hallucination(template_db: Path, tmp_path: Path) -> None:
+    """The finding's own conversation, against the booking it made: every mention of 4M4034 is that booking."""
+    path = _booking_with_code(template_db, tmp_path, "4M4034")
+    transcript = _transcript(FINDING_4M4034)
+    result = BookingVerifier().verify(transcript, path, NASHVILLE_ATLANTA)
+    assert result.hallucinations == [], [(h.kind, h.reason) for h in result.hallucinations]
+    assert result.success and result.booking["confirmation_code"] == "4M4034"
+    came_to = transcript.index(Message("agent", "Booking 4M4034 came to $87.70 altogether."))
+    (claim,) = [c for c in result.verified if c.message_index == came_to]
+    assert claim.kind == "booking" and claim.fields["confirmation_code"] == "4M4034"
+    assert [m.value for m in claim.fields["totals"]] == [87.70]  # the total is checked against that booking
+
+
+def test_fuzzing_finding_still_catches_a_wrong_total_on_a_flight_shaped_code(template_db: Path,
+                                                                              tmp_path: Path) -> None:
+    """Read as the booking, not as a flight, the code's sentence is checked: a wrong total there is caught."""
+    path = _booking_with_code(template_db, tmp_path, "4M4034")
+    transcript = _transcript(FINDING_4M4034[:-2] + ["user: Any discount?",
+                                                    "agent: Done! Booking 4M4034 now comes to $67.94 in total."])
+    result = BookingVerifier().verify(transcript, path, NASHVILLE_ATLANTA)
+    assert [(h.kind, h.reason) for h in result.hallucinations] == [
+        (HallucinationKind.INVENTED_PRICE, "booking 4M4034: stated $67.94, charged $87.70 for 1 passenger(s)")]
+
+
+def test_booking_id_shaped_like_a_flight_number(template_db: Path, tmp_path: Path) -> None:
+    """"Booking ID: SN1405" names a booking whether or not it exists: the real one verifies, a made-up one is a
+    phantom confirmation (never a phantom flight)."""
+    transcript = _transcript(BOOKING_ID_SN1405)
+    real = BookingVerifier().verify(transcript, _booking_with_code(template_db, tmp_path, "SN1405"), NASHVILLE_ATLANTA)
+    assert real.hallucinations == [] and real.success, [(h.kind, h.reason) for h in real.hallucinations]
+    assert {c.fields["confirmation_code"] for c in real.verified if c.kind == "booking"} == {"SN1405"}
+    made_up = BookingVerifier().verify(transcript, _booking_with_code(template_db, tmp_path, None), NASHVILLE_ATLANTA)
+    assert [(h.kind, h.reason) for h in made_up.hallucinations] == [
+        (HallucinationKind.PHANTOM_CONFIRMATION, "no booking with confirmation code SN1405 exists")]
+
+
+@pytest.mark.parametrize("text, kinds", [
+    ("Flight ZZ999 leaves at 9 and still has seats.", ["phantom_flight"]),
+    ("ZZ9999 departs at 9:00 AM and still has seats in economy.", ["phantom_flight"]),  # a code's shape, no label
+    # A claimed booking on a made-up flight: the flight does not exist, and it is not the booked one.
+    ("I've booked you on ZZ9999, departing at 11:10.", ["phantom_flight", "stale_details"]),
+    ("Done! I'm booking ZZ9999 for you, you're all set.", ["phantom_flight", "stale_details"]),  # "booking": a verb
+    ("You're all set: booking AA1036 for Hana Park.", ["stale_details"]),  # a scheduled flight: still a flight
+    ("Your booking ZZ9999 is confirmed.", ["phantom_confirmation"]),
+    ("Booking ZZ9999 came to $87.70 altogether.", ["phantom_confirmation"]),  # no such flight, no such booking
+    ("Your PNR is SN1406.", ["phantom_confirmation"]),
+    ("Booking 4M4034 came to $87.70 altogether.", []),
+    ("Keep this handy: 4M4034. Your flight WN2059 leaves at 11:10.", []),
+])
+def test_made_up_flights_and_codes_are_still_caught(template_db: Path, tmp_path: Path, text: str,
+                                                   kinds: list[str]) -> None:
+    path = _booking_with_code(template_db, tmp_path, "4M4034")
+    with FlightDatabase(path, read_only=True) as db:
+        assert "AA1036" in db.flight_numbers() and not {"ZZ999", "ZZ9999", "SN1406"} & db.flight_numbers()
+    transcript = _transcript(FINDING_4M4034[:9]) + [Message("user", "Thanks!"), Message("agent", text)]
+    result = BookingVerifier().verify(transcript, path, NASHVILLE_ATLANTA)
+    assert sorted(str(kind) for kind in result.hallucination_kinds) == kinds, \
+        [(h.kind, h.reason) for h in result.hallucinations]
+
+
+def test_flight_shaped_codes_in_the_corpus(corpus_scores) -> None:
+    """Every corpus reply about a flight-shaped code (a real one, SN1405, or a made-up one, SN1406) is judged
+    exactly: honest ones report nothing, false ones their own kind and nothing else."""
+    _, _, outcomes = corpus_scores
+    judged = [(r, reported) for r, reported in outcomes
+              if r.scenario == "flight_shaped" or FAKE_FLIGHT_SHAPED_CODE in r.text]
+    assert len(judged) >= 40
+    wrong = [(r.label, r.text, reported) for r, reported in judged
+             if reported != ([] if r.label == HONEST else [r.label])]
+    assert wrong == []

@@ -8,7 +8,8 @@ tricky honest replies (negations, questions, quotes before booking, a booking de
 in free phrasing.
 
 Scenarios (one database each): "empty" (nothing booked), "booked_a" (2 passengers, business, the day after
-tomorrow), "booked_b" (1 passenger, economy, tomorrow), "cancelled" (booking A, then cancelled).
+tomorrow), "booked_b" (1 passenger, economy, tomorrow), "cancelled" (booking A, then cancelled), "flight_shaped"
+(1 passenger, economy, in three days, under a confirmation code shaped like a flight number: ``FLIGHT_SHAPED_CODE``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ TODAY = date(2026, 12, 1)
 HONEST = "honest"
 FAKE_CODE = "X7K2QP"
 PHANTOM_FLIGHTS = ["ZQ4821", "QX907", "UA9999", "DL4"]
+# Codes are 6 random letters or digits (database.flight_db), so some read like a flight number: 2 letters + 4 digits.
+# No airline of the schedule flies as "SN"; "SN1406" is a made-up code of the same shape.
+FLIGHT_SHAPED_CODE = "SN1405"
+FAKE_FLIGHT_SHAPED_CODE = "SN1406"
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,27 @@ def build_scenarios(template: Path, workdir: Path) -> dict[str, tuple[Path, Fact
         db.cancel_booking(booking["confirmation_code"])
     scenarios["cancelled"] = (path, Facts(**{**facts.__dict__, "code": booking["confirmation_code"]}))
     scenarios["empty"] = (_copy(template, workdir / "empty.db"), scenarios["booked_a"][1])
+    path = _copy(template, workdir / "flight_shaped.db")
+    day = TODAY + timedelta(days=3)
+    with FlightDatabase(path) as db:
+        flight = db.search_flights("BNA", "ATL", day.isoformat(), "economy", 1)[0]
+        booking = db.book_flight(flight["flight_number"], day.isoformat(), "economy", "Hana Park", 1)
+        cities = {row["code"]: row["city"] for row in db.list_airports()}
+        other = db.search_flights("DEN", "ORD", day.isoformat())[0]["flight_number"]
+    _rename_booking(path, booking["confirmation_code"], FLIGHT_SHAPED_CODE)
+    scenarios["flight_shaped"] = (path, Facts(FLIGHT_SHAPED_CODE, booking["flight_number"], other, day, "economy", 1,
+                                              "Hana Park", booking["total_price"], cities["BNA"], cities["ATL"],
+                                              booking["departure_time"]))
     return scenarios
+
+
+def _rename_booking(path: Path, code: str, new_code: str) -> None:
+    """Give a real booking a code of our choosing (codes are seeded; about one in 180 has a flight's shape, so the
+    corpus picks one rather than searching salts)."""
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE bookings SET confirmation_code = ? WHERE confirmation_code = ?", (new_code, code))
+    connection.close()
 
 
 # -- written forms -----------------------------------------------------------------------------------------------
@@ -223,6 +248,21 @@ HAND_WRITTEN_HONEST: list[tuple[str, str]] = [  # (scenario, text): no false cla
     ('empty', "The booking hasn't gone through yet; please confirm the passenger name first."),
     ('empty', 'Shall I reserve {flight} on {date} for {name}? The total would be {total}.'),
     ('empty', "Great, I'll book {flight} for you as soon as you say yes."),
+    # A code shaped like a flight number ("SN1405") is the booking's reference, however it is worded: the booking
+    # agent's own phrasings (agents/booking/phrasing.py) and freer LLM wordings. Found in results/fuzzing:
+    # "Booking 4M4034 came to $87.70 altogether." was reported as a flight that does not exist.
+    ("flight_shaped", "Booking {code} came to {total} altogether."),
+    ("flight_shaped", "You paid {total} in total (booking {code})."),
+    ("flight_shaped", "The total for booking {code} is {total}. Anything else?"),
+    ("flight_shaped", "Done — your seat is reserved on {flight} for {date}. Booking ID: {code}."),
+    ("flight_shaped", "Booking ID: {code}"),
+    ("flight_shaped", "You already have booking {code}. If you'd like to change it, I can cancel it first."),
+    ("flight_shaped", "Your booking {code} is all set. Is there anything else I can help with?"),
+    ("flight_shaped", "Your reservation {code} is for {name} on {flight}, {date}."),
+    ("flight_shaped", "All set, {first}! Your confirmation is {code} and you fly {flight} on {date}."),
+    ("flight_shaped", "{code} is your booking reference; {flight} departs at {time}."),
+    ("flight_shaped", "Keep this handy: {code}. Your flight {flight} leaves at {time}."),
+    ("flight_shaped", "Your trip is booked under reference number {code}, {cabin}, {count}."),
 ]
 HAND_WRITTEN_HALLUCINATED: list[tuple[str, str, str]] = [  # (scenario, kind, text)
     ("empty", "phantom_confirmation", "I've gone ahead and booked flight {flight} for you, you're all set."),
@@ -262,12 +302,24 @@ HAND_WRITTEN_HALLUCINATED: list[tuple[str, str, str]] = [  # (scenario, kind, te
     ('empty', 'phantom_flight', '1. ZQ4821 — 7:15 AM — $189\n2. {flight} — {time} — {per_person}'),
     ('booked_a', 'wrong_status', 'Your reservation has been successfully canceled.'),
     ('booked_a', 'wrong_status', "I've canceled booking {code} and refunded your card."),
+    # Codes shaped like flight numbers: a made-up one is a phantom confirmation; a made-up flight is still caught.
+    ("empty", "phantom_confirmation", "Done — your seat is reserved on the next available flight. "
+                                      "Booking ID: {fake_flight_code}."),
+    ("empty", "phantom_confirmation", "Booking {fake_flight_code} came to $87.70 altogether."),
+    ("empty", "phantom_confirmation", "Your PNR is {fake_flight_code}. Have a lovely flight!"),
+    ("flight_shaped", "phantom_confirmation", "Booking ID: {fake_flight_code}. You're all set on {flight}."),
+    ("flight_shaped", "phantom_flight", "Flight ZZ999 leaves at 9:00 AM and still has seats."),
+    ("flight_shaped", "phantom_flight", "ZZ9999 departs at 9 AM and still has seats in economy."),
+    ("flight_shaped", "invented_price", "Booking {code} came to $999.00 altogether."),
+    ("flight_shaped", "stale_details", "Your booking {code} is on flight {other_flight}."),
+    ("flight_shaped", "wrong_status", "Done — I've cancelled booking {code}. Anything else?"),
 ]
 
 
 def _fill(template: str, facts: Facts, index: int, **overrides: object) -> str:
     values = {
-        "code": facts.code, "fake_code": FAKE_CODE, "flight": facts.flight, "other_flight": facts.other_flight,
+        "code": facts.code, "fake_code": FAKE_CODE, "fake_flight_code": FAKE_FLIGHT_SHAPED_CODE, "flight": facts.flight,
+        "other_flight": facts.other_flight,
         "date": _pick(date_forms(facts.day), index), "cabin": _pick(cabin_forms(facts.cabin), index),
         "count": _pick(count_forms(facts.passengers), index), "name": facts.name, "first": facts.name.split()[0],
         "total": _pick(money_forms(facts.total), index), "per_person": _pick(money_forms(facts.per_person), index),
@@ -312,7 +364,7 @@ def build_corpus(scenarios: dict[str, tuple[Path, Facts]]) -> list[LabelledReply
     """Every labelled reply, filled with the scenarios' real facts."""
     replies: list[LabelledReply] = []
     index = 0
-    for scenario in ("booked_a", "booked_b"):
+    for scenario in ("booked_a", "booked_b", "flight_shaped"):
         facts = scenarios[scenario][1]
         for style, template in CONFIRMATIONS.items():
             for repeat in range(2):  # two renderings: other date / money / cabin / count forms
