@@ -133,8 +133,8 @@ def test_seed_report_gives_mean_spread_and_every_seed(tmp_path) -> None:
     out = tmp_path / "seeds.md"
     assert seed_report([str(tmp_path / f"seed{i}") for i in range(3)] + ["--out", str(out)]) == 0
     rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in out.read_text().splitlines()}
-    assert "| 0.250 ± 0.250 | 0.500 | 0.250 | 0.000 |" in rows[("success", "trained")]
-    assert "| 0.033 ± 0.058 |" in rows[("success", "base")]
+    assert "| 0.250 ± 0.250 | 0.500 | 0.250 | 0.000 |" in rows[("success (all objectives)", "trained")]
+    assert "| 0.033 ± 0.058 |" in rows[("success (all objectives)", "base")]
     assert seed_report([str(tmp_path / "seed0"), str(tmp_path / "missing")]) == 2
 
 
@@ -153,7 +153,7 @@ def test_seed_report_adds_each_runs_training_curves(tmp_path) -> None:
     runs = [str(tmp_path / "short"), str(tmp_path / "long")]
     assert seed_report([str(tmp_path / "report.json"), "--out", str(out), "--curves", *runs]) == 0
     lines = out.read_text().splitlines()
-    assert "| success | trained | 0.500 | 0.500 |" in lines  # evaluate.py's column of the one trained model
+    assert "| success (all objectives) | trained | 0.500 | 0.500 |" in lines  # the one trained model
     assert "| curve | run | epoch 1 | epoch 2 | epoch 3 |" in lines
     assert f"| training success | {runs[0]} | 0.00 | 0.25 |  |" in lines
     assert f"| training success | {runs[1]} | 0.10 | 0.00 | 0.50 |" in lines

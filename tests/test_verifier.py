@@ -89,6 +89,19 @@ def test_booking_that_misses_the_objective_scores_partial(scenarios) -> None:
     assert not result.success and result.score == BookingVerifier().config.partial_score
 
 
+def test_a_wrong_booking_pays_less_than_walking_away(scenarios) -> None:
+    """Issue 22: letting the agent book the wrong thing (one seat for a party of two) must not pay more than ending
+    the conversation, or the user is never taught to correct the agent."""
+    path, facts = scenarios["booked_a"]
+    wrong = BookingVerifier().verify([Message("agent", "All set!")], path,
+                                     objective_for(facts, passengers=facts.passengers + 1))
+    empty_path, _ = scenarios["empty"]
+    walked_away = BookingVerifier().verify([Message("agent", "Goodbye!")], empty_path, objective_for(facts))
+    assert wrong.booking is not None and not wrong.booking_matches_objective and not wrong.hallucinations
+    assert walked_away.booking is None and not walked_away.hallucinations
+    assert wrong.score < walked_away.score
+
+
 def test_cancelled_booking_is_not_a_success(scenarios) -> None:
     path, facts = scenarios["cancelled"]
     result = BookingVerifier().verify([Message("agent", f"Booking {facts.code} has been cancelled.")], path,

@@ -21,8 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-METRICS = [("success", "success_rate"), ("reward", "reward_mean"), ("role confusion", "role_confusion_rate"),
-           ("hallucinations / episode", "hallucinations_per_episode"), ("repetition", "repetition_rate")]
+from training.evaluation import FINAL_TABLE
+
+# The end-of-run table's rows, then overall success (all objectives; the only success figure of reports before the
+# warm start, round 9) and the turns.
+METRICS = [*[row for row in FINAL_TABLE if row[1] != "mean_turns"], ("success (all objectives)", "success_rate")]
 
 
 def load_reports(path: Path) -> dict[str, dict[str, Any]]:

@@ -48,7 +48,7 @@ class WarmStartOutcome:
 
     policy_dir: Path  # the warm-started policy (adapter + value head)
     reference_dir: Path | None  # the merged weights PPO trains a fresh adapter on (kl_reference "warm_start")
-    metrics: dict[str, Any]  # warm_start_metrics.json, plus the demonstrations' summary when they were played
+    metrics: dict[str, Any]  # warm_start_metrics.json (with the played demonstrations' summary)
 
     def model_overrides(self) -> dict[str, Any]:
         """The ``model`` fields PPO's policy is built with: a fresh adapter on the merged weights, or the warm
@@ -83,11 +83,16 @@ def prepare_warm_start(config: TrainingConfig, model_path: str, output_dir: Path
     else:
         dataset = _demonstrations(config, model_path, root, demo_summary)
         start = time.perf_counter()
-        ckpt.save_directory(policy_dir, lambda tmp: warm_start(model_config, warm, dataset, tmp, device))
+
+        def train(tmp: Path) -> None:
+            warm_start(model_config, warm, dataset, tmp, device)
+            if demo_summary:  # what the rows came from, beside what they taught
+                metrics = json.loads((tmp / METRICS_FILE).read_text())
+                (tmp / METRICS_FILE).write_text(json.dumps({**metrics, "demonstrations": demo_summary}, indent=2))
+
+        ckpt.save_directory(policy_dir, train)
         logger.info("warm start: supervised step done in %.0f s -> %s", time.perf_counter() - start, policy_dir)
     metrics = json.loads((policy_dir / METRICS_FILE).read_text())
-    if demo_summary:
-        metrics["demonstrations"] = demo_summary
     reference_dir = None
     if warm.kl_reference == "warm_start":
         if not _complete(merged_dir):
