@@ -12,6 +12,16 @@ conversation becomes one row:
     completion       the user message
     objective_id, objective_kind, verifier_score, demonstrator, turn (1-based, as "Turn: N" in the state)
     episode_seed     the seed ``env.reset`` got: replaying the completions from it reproduces every prompt
+    persona, move_made, exposed
+                     the episode's persona, whether it made the persona's move, whether it exposed a hallucination
+                     ("", False, False in a cooperative run: one schema serves both)
+
+With personas (``fuzzing.personas``, which ``mode: adversarial`` needs), each episode is played by a
+:class:`~environment.persona_demonstrators.PersonaDemonstrator` of the persona the environment drew, and an
+attack persona's episode is kept when the environment recorded the persona's move (``EpisodeOutcome.attack_moves``),
+exposing or not (labelled), as the fuzzer should learn to make the move whatever the agent does; a ``relaxed``
+episode is kept when verified, as above. The summary then reports, per persona, the episodes played and kept, the
+persona fidelity (the share that made the move) and the share that exposed a hallucination.
 
 saved as a ``datasets.Dataset`` with ``save_to_disk`` (TRL's SFTTrainer reads prompt/completion pairs). One JSON
 line summarises the run::
@@ -33,14 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from environment.conversation import BookingConversationEnvironment, EnvironmentStep
+from environment.conversation import BookingConversationEnvironment, EnvironmentStep, EpisodeOutcome
 from environment.demonstrators import DEMONSTRATOR_STYLES, ReactiveDemonstrator
 from environment.objectives import Objective, load_objectives
+from environment.persona_demonstrators import PersonaDemonstrator
+from environment.personas import PERSONA_MOVES, persona_fidelity, persona_move_made
 from training.cli import OneLineParser, fail
 from training.config import ConfigError, TrainingConfig, load_config
 
 ROW_COLUMNS = ("prompt", "completion", "objective_id", "objective_kind", "verifier_score", "demonstrator", "turn",
-               "episode_seed")
+               "episode_seed", "persona", "move_made", "exposed")
 
 
 @dataclass
@@ -50,13 +62,20 @@ class DemonstrationRun:
     rows: list[dict[str, Any]] = field(default_factory=list)
     played: Counter[str] = field(default_factory=Counter)  # episodes per objective kind
     kept: Counter[str] = field(default_factory=Counter)  # verified episodes per objective kind
+    outcomes: list[EpisodeOutcome] = field(default_factory=list)  # every episode's, for the persona report
+    kept_per_persona: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {"episodes": sum(self.played.values()), "kept": sum(self.kept.values()), "rows": len(self.rows),
-                "per_kind": {kind: {"played": self.played[kind], "kept": self.kept[kind]}
-                             for kind in sorted(self.played)},
-                "seconds": round(self.seconds, 2)}
+        summary = {"episodes": sum(self.played.values()), "kept": sum(self.kept.values()), "rows": len(self.rows),
+                   "per_kind": {kind: {"played": self.played[kind], "kept": self.kept[kind]}
+                                for kind in sorted(self.played)}}
+        fidelity = persona_fidelity(self.outcomes)
+        if fidelity:  # a persona run: played, kept, fidelity and exposing share per persona
+            summary["per_persona"] = {persona: {"played": report["episodes"], "kept": self.kept_per_persona[persona],
+                                                "fidelity": report["fidelity"], "exposing": report["exposing"]}
+                                      for persona, report in fidelity.items()}
+        return {**summary, "seconds": round(self.seconds, 2)}
 
 
 def training_objectives(config: TrainingConfig) -> list[Objective]:
@@ -83,9 +102,12 @@ def is_verified(objective: Objective, step: EnvironmentStep, infeasible_score: f
 async def collect_demonstrations(config: TrainingConfig, objectives: list[Objective], episodes: int, seed: int,
                                  tokenizer: Any = None) -> DemonstrationRun:
     """Play ``episodes`` demonstrator conversations (objectives shuffled by ``seed`` and cycled, styles drawn) and
-    keep the verified ones' user turns as rows."""
+    keep the verified ones' user turns as rows (with personas, the ones that made the persona's move)."""
     if not objectives:
         raise ValueError("no training objectives to play")
+    if config.mode == "adversarial" and not config.environment.personas:
+        raise ValueError("fuzzing.personas: empty; mode adversarial plays persona demonstrations, so list the "
+                         "personas (e.g. --set fuzzing.personas=[hurried,indecisive,bargain_hunter,flight_number])")
     env = BookingConversationEnvironment(config.environment, worker_id=900, tokenizer=tokenizer,
                                          max_state_tokens=config.model.max_query_length if tokenizer else None)
     rng = random.Random(seed)
@@ -99,8 +121,12 @@ async def collect_demonstrations(config: TrainingConfig, objectives: list[Object
         for index in range(episodes):
             objective = order[index % len(order)]
             episode_seed = rng.randrange(2**31)
-            demonstrator = ReactiveDemonstrator(env.today, rng.choice(styles), seed=episode_seed)
-            env.reset(objective=objective, seed=episode_seed)
+            style = rng.choice(styles)
+            persona = env.reset(objective=objective, seed=episode_seed).persona
+            # The move by the turn before the last, so that the agent still answers it.
+            demonstrator = (PersonaDemonstrator(env.today, persona.name, style, seed=episode_seed,
+                                                deadline_turn=max(0, config.environment.max_conversation_length - 2))
+                            if persona else ReactiveDemonstrator(env.today, style, seed=episode_seed))
             turns: list[tuple[str, str, int]] = []
             while True:
                 prompt = env.format_state()
@@ -110,12 +136,22 @@ async def collect_demonstrations(config: TrainingConfig, objectives: list[Object
                 if step.done or step.truncated:
                     break
             run.played[objective.kind] += 1
-            if not is_verified(objective, step, config.environment.verifier.infeasible_no_booking_score):
+            outcome = step.outcome
+            run.outcomes.append(outcome)
+            move_made = persona_move_made(outcome.persona, outcome.attack_moves)
+            if persona is not None and persona.name in PERSONA_MOVES:  # an attack persona: its move, exposing or not
+                keep = move_made and "error" not in step.info
+            else:
+                keep = is_verified(objective, step, config.environment.verifier.infeasible_no_booking_score)
+            if not keep:
                 continue
             run.kept[objective.kind] += 1
+            run.kept_per_persona[persona.name if persona else ""] += 1
+            labels = {"persona": persona.name, "move_made": move_made, "exposed": outcome.hallucinated} if persona \
+                else {"persona": "", "move_made": False, "exposed": False}
             run.rows += [{"prompt": prompt, "completion": message, "objective_id": objective.objective_id,
                           "objective_kind": objective.kind, "verifier_score": float(step.info["verifier_score"]),
-                          "demonstrator": demonstrator.name, "turn": turn, "episode_seed": episode_seed}
+                          "demonstrator": demonstrator.name, "turn": turn, "episode_seed": episode_seed, **labels}
                          for prompt, message, turn in turns]
     finally:
         await env.aclose()
