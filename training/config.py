@@ -306,6 +306,9 @@ class TrainingConfig:
         if self.model.use_quantization and self.hardware.sampling.startswith("merged"):
             raise ValueError(f"hardware: sampling {self.hardware.sampling!r} needs an unquantized base "
                              "(model.use_quantization is true): use 'auto' or 'adapter'")
+        if self.warm_start.enabled and self.mode == "adversarial" and not self.fuzzing.personas:
+            raise ValueError("warm_start: enabled in adversarial mode needs fuzzing.personas (the persona "
+                             "demonstrators make the attack moves; cooperative ones make none)")
         if self.environment.seed is None:
             self.environment.seed = self.seed
         if self.ppo.seed is None:
