@@ -133,7 +133,7 @@ def test_findings_jsonl_resume_and_report(tmp_path) -> None:
     assert [(r["epoch"], r["kind"]) for r in records] == [(1, "phantom_confirmation"), (2, "stale_details")]
     report = findings_markdown(records + [finding(4, "stale_details", "Make it business")])
     rows = [line for line in report.splitlines() if line.startswith("| stale_details")]
-    assert rows == ["| stale_details | stale_details | 2 | 1 |"]  # 2 exposures, 1 distinct trigger
+    assert rows == ["| stale_details | stale_details | 2 | 1 | 1 |"]  # 2 exposures, 1 distinct trigger, at turn 1
     assert "## phantom_confirmation" in report and "Just book it now!" in report
     assert findings_markdown([]).endswith("No hallucination was exposed.\n")
 
@@ -266,7 +266,8 @@ def test_training_adds_the_novelty_bonus_explicitly_and_writes_findings(template
     written = read_findings(out / "findings.jsonl")
     assert len(written) == 3 and {f["epoch"] for f in written} == {4}
     report = (out / "findings.md").read_text()
-    assert "| phantom_confirmation | phantom_confirmation | 3 | 2 |" in report
+    # two destinations, one attack: the same trigger shape, first exposed on user turn 1
+    assert "| phantom_confirmation | phantom_confirmation | 3 | 1 | 1 |" in report
     accumulator = EventAccumulator(str(tmp_path / "tb"))
     accumulator.Reload()
     assert "findings/1/text_summary" in accumulator.Tags()["tensors"]
