@@ -268,7 +268,7 @@ def build_trainer(policy: Any, examples: list[dict], warm: WarmStartConfig, trai
         max_steps=warm.max_steps, num_train_epochs=warm.num_train_epochs, learning_rate=warm.learning_rate,
         per_device_train_batch_size=warm.per_device_train_batch_size,
         gradient_accumulation_steps=warm.gradient_accumulation_steps, logging_steps=warm.logging_steps,
-        seed=warm.seed, data_seed=warm.seed, use_cpu=device.type == "cpu", disable_tqdm=True,
+        seed=warm.seed or 0, data_seed=warm.seed or 0, use_cpu=device.type == "cpu", disable_tqdm=True,
         # TRL's GPU defaults cost much on a CPU (module docstring): precision as PPO's, checkpointing as the model's.
         bf16=precision == "bf16", gradient_checkpointing=policy.model_config.gradient_checkpointing,
         completion_only_loss=True, max_length=None, packing=False, dataloader_num_workers=0,
