@@ -75,3 +75,22 @@ def tiny_two_epoch_run(tmp_path_factory: pytest.TempPathFactory, template_db: Pa
                             capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def objectives(template_db: Path) -> list:
+    """The training side of the default objectives over the session's database (demonstrator tests)."""
+    from environment.config import EnvironmentConfig
+    from environment.objectives import load_objectives
+
+    return load_objectives(EnvironmentConfig(db_path=str(template_db)))[0]
+
+
+@pytest.fixture(scope="module")
+def db_facts(template_db: Path) -> tuple:
+    """(airport lookup, the database's today) of the session's database."""
+    from agents.nlu import airport_lookup
+    from database import FlightDatabase
+
+    with FlightDatabase(template_db, read_only=True) as db:
+        return airport_lookup(db.list_airports()), db.today()

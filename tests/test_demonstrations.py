@@ -10,14 +10,12 @@ import random
 import subprocess
 import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agents.booking import BookingAgentConfig, OpenAIAgentConfig
-from agents.nlu import airport_lookup, parse_message
-from database import FlightDatabase
+from agents.nlu import parse_message
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment
 from environment.demonstrators import DEMONSTRATOR_STYLES, PHRASES, ReactiveDemonstrator, spoken_date
@@ -38,17 +36,6 @@ class _Only(random.Random):
 
     def choice(self, options):  # noqa: ANN001, ANN201 - random.Random's signature
         return self.phrasing if self.phrasing in options else super().choice(options)
-
-
-@pytest.fixture(scope="module")
-def objectives(template_db: Path) -> list[Objective]:
-    return load_objectives(EnvironmentConfig(db_path=str(template_db)))[0]  # the training side
-
-
-@pytest.fixture(scope="module")
-def db_facts(template_db: Path) -> tuple[dict[str, str], Any]:
-    with FlightDatabase(template_db, read_only=True) as db:
-        return airport_lookup(db.list_airports()), db.today()
 
 
 def play(env: BookingConversationEnvironment, demonstrator: ReactiveDemonstrator, objective: Objective,

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from agents.nlu import airport_lookup, parse_message
-from database import FlightDatabase
+from agents.nlu import parse_message
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment, ConversationState, EpisodeOutcome
 from environment.objectives import Objective, load_objectives
@@ -57,17 +56,6 @@ class _Pick(random.Random):
         if self.template in options:
             return self.template
         return self.opener if self.opener in options else super().choice(options)
-
-
-@pytest.fixture(scope="module")
-def objectives(template_db: Path) -> list[Objective]:
-    return load_objectives(EnvironmentConfig(db_path=str(template_db)))[0]  # the training side
-
-
-@pytest.fixture(scope="module")
-def db_facts(template_db: Path) -> tuple[dict[str, str], Any]:
-    with FlightDatabase(template_db, read_only=True) as db:
-        return airport_lookup(db.list_airports()), db.today()
 
 
 def play(env: BookingConversationEnvironment, objective: Objective, seed: int,
