@@ -292,11 +292,7 @@ class TrainingRun:
     def _evaluate_saved(self, model: str, plan: list, name: str) -> dict[str, Any]:
         """A model that is not this run's policy or reference ("base", or a saved policy directory), loaded as
         ``evaluate.py`` loads it."""
-        agent = load_auto_user(model, self.config)
-        try:
-            return self._play(agent, plan, name, progress=True)[0]
-        finally:
-            del agent
+        return self._play(load_auto_user(model, self.config), plan, name, progress=True)[0]
 
     def evaluate(self) -> dict[str, float]:
         plan = evaluation_plan(self.eval_objectives)
