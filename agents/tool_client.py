@@ -9,6 +9,7 @@ directly, much faster) in config.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -38,6 +39,15 @@ class ToolCall:
     name: str
     arguments: dict[str, Any]
     result: ToolResult
+
+    def describe(self, max_chars: int = 240) -> str:
+        """One line for logs and conversation views: ``name {arguments} -> ok {data}`` or ``-> error: reason``,
+        the JSON cut to `max_chars` characters in all (marked ``...``)."""
+        arguments = json.dumps(self.arguments, sort_keys=True, default=str)
+        answer = (f"ok {json.dumps(self.result.data, sort_keys=True, default=str)}" if self.result.ok
+                  else f"error: {self.result.error}")
+        line = " ".join(f"{self.name} {arguments} -> {answer}".split())
+        return line if len(line) <= max_chars else line[:max_chars - 3] + "..."
 
 
 class ToolClient(Protocol):

@@ -4,9 +4,12 @@ A run keeps conversations in three places, each written by ``training/`` as text
 
 - ``training_metrics.json``: each epoch's ``sample_conversations``, rendered by
   ``training.metrics.render_conversation`` (an ``objective:`` line, an ``outcome:`` line, one indented ``role: text``
-  line per message, a message's own newlines continuing it, then ``!! HALLUCINATION EXPOSED (kind): reason`` lines);
+  line per message, a message's own newlines continuing it, each user message followed by a ``  [reward] ...``
+  line of its reward terms and each agent answer by one ``  [tool] ...`` line per tool it called, then
+  ``!! HALLUCINATION EXPOSED (kind): reason`` lines);
 - ``findings.jsonl`` (``training.findings.findings_from``): one record per exposed hallucination, with the whole
-  conversation as ``role: text`` strings and ``trigger_turn``, the user turn (1-based) whose answer made the claim;
+  conversation as ``role: text`` strings and ``trigger_turn``, the user turn (1-based) whose answer made the claim,
+  with ``tool_calls`` and ``reward_terms`` per user turn (runs before session 17 have neither);
 - ``evaluation.json`` / ``final_evaluation.json`` (``training.evaluation.summarize``): ``sample_conversations`` per
   model, lists of ``role: text`` strings.
 
@@ -20,6 +23,8 @@ import re
 from typing import Any
 
 ROLES = ("user", "agent")  # the roles of ``environment.conversation.Message``
+# ``training.metrics``' detail lines (not imported: that module loads torch; a round-trip test checks they agree)
+TOOL_LINE, REWARD_LINE = "  [tool] ", "  [reward] "
 
 _HALLUCINATION_LINE = re.compile(r"^  !! HALLUCINATION EXPOSED \((?P<kind>[^)]*)\): (?P<reason>.*)$")
 _OUTCOME_LINE = re.compile(r"^outcome: (?P<verdict>[^|]*?) \| reward (?P<reward>\S+) \| verifier (?P<verifier>\S+)$")
@@ -40,6 +45,34 @@ def _number(text: str) -> float | None:
         return None
 
 
+def reward_terms(text: str) -> dict[str, float]:
+    """``training.metrics.reward_terms_text`` read back: ``"length +0.050, progress +0.150"`` as a dict."""
+    terms = {}
+    for item in text.split(", "):
+        name, _, value = item.rpartition(" ")
+        number = _number(value)
+        if name and number is not None:
+            terms[name] = number
+    return terms
+
+
+def with_turn_details(turns: list[dict[str, Any]], tool_calls: Any, terms: Any) -> list[dict[str, Any]]:
+    """``turns`` of a findings record, each user message given its reward terms (``reward_terms``, per user turn)
+    and each agent answer the tools it called (``tool_calls``, per user turn); records without them stay as
+    they are."""
+    tool_calls = tool_calls if isinstance(tool_calls, list) else []
+    terms = terms if isinstance(terms, list) else []
+    users = 0
+    for turn in turns:
+        if turn["role"] == "user":
+            users += 1
+            if users <= len(terms) and isinstance(terms[users - 1], dict):
+                turn["reward_terms"] = {k: v for k, v in terms[users - 1].items() if v}
+        elif turn["role"] == "agent" and 0 < users <= len(tool_calls) and isinstance(tool_calls[users - 1], list):
+            turn["tool_calls"] = [str(call) for call in tool_calls[users - 1]]
+    return turns
+
+
 def parse_rendered_conversation(text: str) -> dict[str, Any]:
     """A sample conversation rendered by ``training.metrics.render_conversation``, as objective, outcome, turns and
     the exposed hallucinations; lines in no known shape are kept as continuation of the message before."""
@@ -54,6 +87,10 @@ def parse_rendered_conversation(text: str) -> dict[str, Any]:
         elif outcome and not result["turns"]:
             result["outcome"] = {"success": outcome["verdict"] == "success", "verdict": outcome["verdict"],
                                  "reward": _number(outcome["reward"]), "verifier": _number(outcome["verifier"])}
+        elif line.startswith(TOOL_LINE) and result["turns"]:
+            result["turns"][-1].setdefault("tool_calls", []).append(line.removeprefix(TOOL_LINE))
+        elif line.startswith(REWARD_LINE) and result["turns"]:
+            result["turns"][-1]["reward_terms"] = reward_terms(line.removeprefix(REWARD_LINE))
         elif line.startswith("  ") and message(line[2:])["role"]:
             result["turns"].append(message(line[2:]))
         elif result["turns"]:  # a message's own newline (the agent's flight lists)

@@ -8,8 +8,9 @@ Conversations are addressed by a ``ref`` that says where the run recorded them:
 
 A conversation's hallucinations are placed on the agent message that made the claim wherever a findings file
 records its turn (``trigger_turn``); a sample or evaluation conversation is matched to the findings of the same
-conversation text. The run files record neither the agent's tool calls nor per-turn reward terms (only their
-per-epoch means, in the metrics); the viewer says so rather than showing nothing.
+conversation text. Sample conversations and findings record each agent answer's tool calls and each user turn's
+reward terms (runs since session 17); evaluation reports and older runs do not, and the viewer says so
+(``not_recorded``) rather than showing nothing.
 """
 
 from __future__ import annotations
@@ -19,14 +20,22 @@ from collections import defaultdict
 from typing import Any
 
 from agents.nlu import words
-from dashboard.records import claim_and_truth, claim_turn_index, message, parse_rendered_conversation
+from dashboard.records import (
+    claim_and_truth,
+    claim_turn_index,
+    message,
+    parse_rendered_conversation,
+    with_turn_details,
+)
 from dashboard.runs import EVALUATION_FILES, Run, findings_files, metrics_rows, read_findings
 
 NOT_RECORDED = {
-    "tool_calls": "the run files do not record the agent's tool calls (the verifier's finding states what the "
-                  "database holds)",
-    "turn_rewards": "the run files record reward terms per epoch (the run's curves), not per turn",
+    "tool_calls": "this conversation's record has no tool calls (evaluation reports and runs before session 17 "
+                  "keep only the messages; the verifier's finding states what the database holds)",
+    "turn_rewards": "this conversation's record has no per-turn reward terms (the run's curves have their "
+                    "per-epoch means)",
 }
+DETAIL_KEYS = {"tool_calls": "tool_calls", "turn_rewards": "reward_terms"}  # NOT_RECORDED's key -> a turn's key
 FILTERS = ("kind", "persona", "model", "epoch", "source")
 _REF = re.compile(r"^(?:sample-(?P<epoch>\d+)-(?P<sample>\d+)|finding-(?P<stem>[\w.]+)-(?P<line>\d+)"
                   r"|eval-(?P<evaluation>[\w.]+)-(?P<model>\d+)-(?P<index>\d+))$")
@@ -124,7 +133,7 @@ def conversation(run: Run, ref: str) -> dict[str, Any] | None:
     parsed = _REF.match(ref)
     if parsed is None:
         return None
-    result: dict[str, Any] = {"ref": ref, "run": run.run_id, "not_recorded": NOT_RECORDED, "outcome": None,
+    result: dict[str, Any] = {"ref": ref, "run": run.run_id, "outcome": None,
                               "persona": None, "model": None, "epoch": None, "objective": ""}
     if parsed["epoch"] is not None:
         epoch, index = int(parsed["epoch"]), int(parsed["sample"])
@@ -149,7 +158,8 @@ def conversation(run: Run, ref: str) -> dict[str, Any] | None:
             return None
         record = records[line]
         lines = [str(item) for item in record.get("conversation") or []]
-        turns = [message(item) for item in lines]
+        turns = with_turn_details([message(item) for item in lines], record.get("tool_calls"),
+                                  record.get("reward_terms"))
         found = [_finding_entry(source, n, r) for n, r in enumerate(records) if r.get("conversation") == lines
                  and all(r.get(k) == record.get(k) for k in ("epoch", "model", "persona"))]
         result.update(title=f"{record.get('kind')} finding ({source}, line {line + 1})",
@@ -172,6 +182,8 @@ def conversation(run: Run, ref: str) -> dict[str, Any] | None:
         found = _matching_findings(run, lines, model=names[model_index])
         result.update(title=f"{names[model_index]} in {source}, sample {index + 1}", model=names[model_index])
     result["turns"] = [dict(turn, index=n) for n, turn in enumerate(turns)]
+    result["not_recorded"] = {key: note for key, note in NOT_RECORDED.items()
+                              if not any(DETAIL_KEYS[key] in turn for turn in turns)}
     result["unplaced"] = _place(result["turns"], found)
     result["finding_count"] = len(found)
     return result

@@ -90,6 +90,7 @@ class EnvironmentStep:
     reward_components: dict[str, float]  # this turn's immediate terms (rewards.IMMEDIATE_TERMS)
     outcome: EpisodeOutcome | None = None  # set on the episode's last step (done or truncated)
     error: str | None = None  # the booking agent's backend failed this turn (the episode ends)
+    tool_calls: tuple[ToolCall, ...] = ()  # the tools the agent called to answer this turn, in order
 
     @property
     def info(self) -> dict[str, Any]:
@@ -186,10 +187,12 @@ class BookingConversationEnvironment:
         state.history.append(Message("user", text))
         state.turn += 1
         error: str | None = None
+        calls: tuple[ToolCall, ...] = ()
         if ends:
             state.done = True
         else:
             turn = await self.agent.respond(state.history)
+            calls = tuple(turn.tool_calls)
             if not turn.error:  # a failed backend call leaves no (empty) agent message behind
                 state.history.append(Message("agent", turn.text[:MAX_AGENT_MESSAGE_CHARS]))
             self._update_context(turn.tool_calls)
@@ -210,7 +213,7 @@ class BookingConversationEnvironment:
             state.truncated = True
         outcome = self._finish() if state.done or state.truncated else None
         reward = rewards.turn_reward(self.config.reward, immediate)
-        return EnvironmentStep(state, reward, state.done, state.truncated, components, outcome, error)
+        return EnvironmentStep(state, reward, state.done, state.truncated, components, outcome, error, calls)
 
     def _finish(self) -> EpisodeOutcome:
         result: VerificationResult = self.verifier.verify(self.state.history, self.database.path, self.state.objective)

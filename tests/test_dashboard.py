@@ -18,9 +18,11 @@ from fastapi.testclient import TestClient
 from dashboard.__main__ import main
 from dashboard.app import create_app
 from dashboard.records import claim_and_truth
+from environment.rewards import IMMEDIATE_TERMS
 from tests.conftest import REPO
 
 FUZZING = REPO / "results" / "fuzzing"
+REWARD_TERMS = set(IMMEDIATE_TERMS)
 
 
 def copy_run(source: Path, target: Path) -> Path:
@@ -80,10 +82,24 @@ def test_metrics_and_sample_conversations_of_the_tiny_run(client, tiny_root) -> 
         assert parsed["epoch"] == 2 and text.startswith(f"objective: {parsed['objective']}\n")
         assert {turn["role"] for turn in parsed["turns"]} <= {"user", "agent"} and parsed["turns"][0]["role"] == "agent"
         body = "\n".join(f"  {turn['role']}: {turn['text']}" for turn in parsed["turns"])
-        assert body in text  # every message, its own newlines included, read back whole
+        messages_only = "\n".join(line for line in text.split("\n")
+                                  if not line.startswith(("  [tool] ", "  [reward] ")))
+        assert body in messages_only  # every message, its own newlines included, read back whole
         assert f"reward {parsed['outcome']['reward']:.3f}" in text
+        # Each user message carries its reward terms, each agent answer the tools it called, as the run recorded
+        # them (the greeting calls none; the tiny model's text rarely makes the agent call any: the scripted
+        # episodes of tests/test_findings_report.py check the calls themselves).
+        users = [t for t in parsed["turns"] if t["role"] == "user"]
+        assert users and all(isinstance(t.get("reward_terms"), dict) for t in users)
+        assert all(set(t["reward_terms"]) <= REWARD_TERMS for t in users)
+        calls = [call for t in parsed["turns"] for call in t.get("tool_calls", [])]
+        assert "tool_calls" not in parsed["turns"][0] and all("tool_calls" not in t for t in users)
+        assert calls == [line.removeprefix("  [tool] ") for line in text.split("\n") if line.startswith("  [tool] ")]
+        assert all(re.match(r"^\w+ \{.*\} -> (ok \{|error: )", call) for call in calls), calls
         one = client.get(f"/api/runs/runs/tiny/conversations/{parsed['ref']}").json()
         assert [t["text"] for t in one["turns"]] == [t["text"] for t in parsed["turns"]]
+        assert [t.get("tool_calls") for t in one["turns"]] == [t.get("tool_calls") for t in parsed["turns"]]
+        assert "turn_rewards" not in one["not_recorded"]  # this run recorded them (and tool calls, where made)
 
 
 def test_findings_are_grouped_by_kind_and_trigger_and_filtered(client) -> None:

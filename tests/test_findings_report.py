@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from database import READ_TOOLS, WRITE_TOOLS
 from environment.objectives import Objective, generate_objectives
 from environment.scripted_users import scripted_message
 from tests.test_fuzzing import ALWAYS, fuzz_env
@@ -33,6 +34,7 @@ from training.rollout import RolloutCollector
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "results" / "fuzzing" / "findings.jsonl"  # written before agent_claim / database existed
 PERSONAS = ("hurried", "flight_number", "indecisive", "bargain_hunter")
+ALL_TOOLS = set(READ_TOOLS + WRITE_TOOLS)
 
 
 def database_rows(path: Path) -> list[dict]:
@@ -128,6 +130,64 @@ def test_each_finding_carries_the_agents_claim_and_the_database_rows(played) -> 
     # Both halves are exercised: claims about no booking at all (an explicit []), and claims beside a real booking.
     assert "phantom_confirmation" in kinds_without and {"stale_details", "invented_price"} <= kinds_with_bookings
     assert any(rows == [] for _, _, rows in played) and any(rows for _, _, rows in played)
+
+
+def test_findings_record_each_turns_tool_calls_and_reward_terms_and_the_dashboard_shows_them(played, tmp_path) \
+        -> None:
+    """A finding keeps, per user turn, the tools the agent called to answer it and the turn's reward terms; the
+    dashboard's conversation view puts them on the agent's answer and the user's message. A phantom confirmation's
+    answer called no booking tool that returned its code: the database's side of the claim, one click away."""
+    from fastapi.testclient import TestClient
+
+    from dashboard.app import create_app
+
+    run = tmp_path / "runs" / "fuzz"
+    run.mkdir(parents=True)
+    records = [(persona, record) for persona, record, _ in played]
+    append_findings(run / FINDINGS_JSONL, [f for _, record in records for f in findings_from([record], epoch=1)])
+    client = TestClient(create_app([tmp_path / "runs"], poll_seconds=0.05))
+    listed = client.get("/api/runs/runs/fuzz/findings").json()["findings"]
+    assert listed
+    phantom_checked = 0
+    for entry, finding in zip(listed, read_findings(run / FINDINGS_JSONL), strict=True):
+        user_turns = sum(line.startswith("user: ") for line in finding["conversation"])
+        assert len(finding["tool_calls"]) == len(finding["reward_terms"]) == user_turns
+        view = client.get(f"/api/runs/runs/fuzz/conversations/{entry['ref']}").json()
+        assert view["not_recorded"] == {}
+        users = [t for t in view["turns"] if t["role"] == "user"]
+        assert [u["reward_terms"] for u in users] == [{k: v for k, v in terms.items() if v}
+                                                      for terms in finding["reward_terms"]]
+        [claim_turn] = [t for t in view["turns"] if any(f["id"] == entry["id"] for f in t.get("findings", []))]
+        answered = sum(t["role"] == "user" for t in view["turns"][: claim_turn["index"]])
+        assert claim_turn.get("tool_calls", []) == finding["tool_calls"][answered - 1]
+        code = re.match(r"no booking with confirmation code (\w+) exists", finding["reason"])
+        if code:
+            calls = claim_turn.get("tool_calls", [])
+            assert not any(call.startswith("book_flight") and code[1] in call for call in calls), calls
+            phantom_checked += 1
+    assert all(call.split(" ")[0] in ALL_TOOLS for f in read_findings(run / FINDINGS_JSONL)
+               for turn in f["tool_calls"] for call in turn)
+    assert phantom_checked or not any("confirmation code" in f["reason"] for f in read_findings(run / FINDINGS_JSONL))
+
+
+def test_rendered_sample_conversations_read_back_with_tool_calls_and_reward_terms(played) -> None:
+    """``training.metrics.render_conversation`` (the epochs' sample conversations) and the dashboard's reader agree:
+    every message, each agent answer's tool calls and each user turn's reward terms come back as recorded."""
+    from dashboard.records import parse_rendered_conversation
+    from training.metrics import render_conversation
+
+    for _, record, _ in played:
+        parsed = parse_rendered_conversation(render_conversation(record))
+        assert [(t["role"], t["text"]) for t in parsed["turns"]] == [(m.role, m.text) for m in record.transcript]
+        users = [t for t in parsed["turns"] if t["role"] == "user"]
+        assert [u["reward_terms"] for u in users] == [
+            {k: pytest.approx(v, abs=5e-4) for k, v in terms.items() if v} for terms in record.reward_components]
+        answers = [t.get("tool_calls", []) for n, t in enumerate(parsed["turns"])
+                   if t["role"] == "agent" and any(u["role"] == "user" for u in parsed["turns"][:n])]
+        assert answers == [calls for calls in record.tool_calls][: len(answers)]
+        assert [h["reason"] for h in parsed["hallucinations"]] == [r for _, r in record.outcome.hallucinations]
+    called = {call.split(" ")[0] for _, record, _ in played for calls in record.tool_calls for call in calls}
+    assert {"search_flights", "book_flight"} <= called <= ALL_TOOLS
 
 
 @pytest.mark.parametrize(("first", "second", "same"), [

@@ -147,6 +147,8 @@ def findings_from(records: Iterable[EpisodeRecord], **labels: Any) -> list[dict[
                 "objective": record.objective.text,
                 "objective_id": record.objective.objective_id,
                 "conversation": [f"{m.role}: {m.text}" for m in record.transcript],
+                "tool_calls": record.tool_calls,  # per user turn: the agent's calls answering it (ToolCall.describe)
+                "reward_terms": record.reward_components,  # per user turn: its immediate reward terms
             })
     return findings
 

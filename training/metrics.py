@@ -113,13 +113,32 @@ def hallucination_kind_counts(records: Sequence[EpisodeRecord]) -> dict[str, int
     return dict(Counter(kind for r in records for kind, _ in r.outcome.hallucinations))
 
 
+TOOL_LINE, REWARD_LINE = "  [tool] ", "  [reward] "  # render_conversation's detail lines (dashboard.records reads them)
+
+
+def reward_terms_text(terms: dict[str, float]) -> str:
+    """A turn's immediate reward terms, the non-zero ones: ``"length +0.050, progress +0.150"`` (``"none"``)."""
+    return ", ".join(f"{name} {value:+.3f}" for name, value in terms.items() if value) or "none"
+
+
 def render_conversation(record: EpisodeRecord) -> str:
-    """A finished conversation as readable text: objective, outcome, the turns, and every exposed hallucination."""
+    """A finished conversation as readable text: objective, outcome, the turns, and every exposed hallucination.
+
+    Each user message is followed by its immediate reward terms (``  [reward] ...``) and each agent answer by the
+    tools the agent called to make it (``  [tool] name {arguments} -> ok {data}``, one line per call)."""
     outcome = record.outcome
     verdict = "success" if outcome.success else "no verified booking"
     lines = [f"objective: {record.objective.text}",
              f"outcome: {verdict} | reward {outcome.episode_reward:.3f} | verifier {outcome.verifier_score:.2f}"]
-    lines += [f"  {message.role}: {message.text}" for message in record.transcript]
+    user_turns = 0
+    for message in record.transcript:
+        lines.append(f"  {message.role}: {message.text}")
+        if message.role == "user":
+            user_turns += 1
+            if user_turns <= len(record.reward_components):
+                lines.append(REWARD_LINE + reward_terms_text(record.reward_components[user_turns - 1]))
+        elif 0 < user_turns <= len(record.tool_calls):
+            lines += [TOOL_LINE + call for call in record.tool_calls[user_turns - 1]]
     lines += [f"  !! HALLUCINATION EXPOSED ({kind}): {reason}" for kind, reason in outcome.hallucinations]
     return "\n".join(lines)
 

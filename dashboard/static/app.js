@@ -164,6 +164,15 @@ function findingBox(f, focus) {
     `<div class="row"><span class="muted">verifier</span><span>${esc(f.reason)}</span></div></div>`;
 }
 
+function turnDetails(t) {  // the agent's tool calls under its answer, a user turn's reward terms under the message
+  const calls = (t.tool_calls || []).map(call => `<div class="tool-call">⚙ ${esc(call)}</div>`).join("");
+  const terms = t.reward_terms ? Object.entries(t.reward_terms) : null;
+  const reward = terms ? `<div class="reward-terms">reward: ${terms.length ? terms.map(([name, value]) =>
+    `<span class="${value < 0 ? "claim" : "truth"}">${esc(name)} ${value > 0 ? "+" : ""}${num(value, 3)}</span>`).join(", ")
+    : "no immediate terms"}</div>` : "";
+  return calls || reward ? `<div class="details">${calls}${reward}</div>` : "";
+}
+
 async function showConversation(params) {
   const id = params.get("id"), ref = params.get("ref");
   crumbs.innerHTML = `/ ${link("run", {id}, esc(id))} / ${link("findings", {id}, "findings")} / conversation`;
@@ -174,13 +183,13 @@ async function showConversation(params) {
     const found = t.findings || [];
     const focus = found.some(f => f.id && f.id === c.focus);
     return `<div class="turn ${esc(t.role)} ${found.length ? "hallucinated" : ""} ${focus ? "focus" : ""}" id="turn-${t.index}">` +
-      `<div class="role">${esc(t.role || "?")}</div><div class="bubble">${esc(t.text)}</div>` +
+      `<div class="role">${esc(t.role || "?")}</div><div class="bubble">${esc(t.text)}${turnDetails(t)}</div>` +
       `<div>${found.map(f => findingBox(f, f.id === c.focus)).join("")}</div></div>`;
   }).join("");
   const unplaced = c.unplaced.length ? `<h2>Exposed, turn not recorded</h2>${c.unplaced.map(f => findingBox(f, false)).join("")}` : "";
   view.innerHTML = `<h1>${esc(c.title)}</h1><p>${esc(c.objective)}</p><p class="muted">${facts.join(" · ")} · ` +
     `${c.finding_count} finding(s)</p>${unplaced}<div class="turns">${turns}</div>` +
-    `<p class="muted">Tool calls: ${esc(c.not_recorded.tool_calls)}.<br>Per-turn reward terms: ${esc(c.not_recorded.turn_rewards)}.</p>`;
+    Object.entries(c.not_recorded).map(([what, why]) => `<p class="muted">${esc(what)}: ${esc(why)}.</p>`).join("");
   const target = view.querySelector(".turn.focus") || view.querySelector(".turn.hallucinated");
   if (target) target.scrollIntoView({block: "center"});
 }
