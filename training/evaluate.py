@@ -18,18 +18,19 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from training.evaluation import SCRIPTED, load_auto_user, markdown, run_evaluation
-from training.findings import FINDINGS_JSONL, append_findings, findings_from, write_findings_report
-from training.rollout import EpisodeRecord
-from training.seeds import evaluation_plan
+if TYPE_CHECKING:
+    from training.rollout import EpisodeRecord
 
 
 def evaluate_model(model: str, config, episodes: int, seeds: int,
                    objectives: list) -> tuple[dict[str, Any], list[EpisodeRecord]]:
     """Run ``episodes`` conversations with the auto-user ``model`` (or the scripted attackers) on ``objectives``,
     ``seeds`` seeds each, through the one evaluation path (``training.evaluation``); the report and the episodes."""
+    from training.evaluation import SCRIPTED, load_auto_user, run_evaluation
+    from training.seeds import evaluation_plan
+
     agent = load_auto_user("base" if model == SCRIPTED else model, config)  # scripted: the same state tokenizer
     name = SCRIPTED if model == SCRIPTED else agent.config.model_name
     plan = evaluation_plan(objectives, seeds, episodes)
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    # The model libraries load only once the config is known to be good (a bad one fails in about a second).
+    from training.evaluation import SCRIPTED, markdown
+    from training.findings import FINDINGS_JSONL, append_findings, findings_from, write_findings_report
+
     for path in ([args.objectives] if args.objectives else []) + [m for m in (args.compare or [args.model])
                                                                    if m not in ("base", SCRIPTED)]:
         if not Path(path).exists():

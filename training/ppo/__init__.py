@@ -4,31 +4,58 @@ TRL removed its `PPOTrainer`; this package rebuilds it on top of transformers/pe
 (per-epoch KL early stopping and exact rollback of rejected updates; `training.ppo.update_guard`).
 """
 
-# First, so that bitsandbytes (imported by peft below) is quiet about its optional CPU kernel.
-import agents.auto_user.bitsandbytes_notice  # noqa: F401
-from training.ppo.config import ModelConfig, PPOConfig, default_lora_targets
-from training.ppo.core import (
-    AdaptiveKLController,
-    FixedKLController,
-    clipped_policy_loss,
-    clipped_value_loss,
-    compute_gae,
-    logprobs_from_logits,
-    masked_mean,
-    masked_var,
-    masked_whiten,
-    per_token_rewards,
-)
-from training.ppo.policy import PolicyWithValueHead
-from training.ppo.trainer import (
-    BATCH_METRICS,
-    MINIBATCH_METRICS,
-    PPO_METRICS,
-    THROUGHPUT_METRICS,
-    TIMING_METRICS,
-    UPDATE_GUARD_METRICS,
-    PPOTrainer,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The names this package exports, by submodule. They load on first use (PEP 562), so that reading a config
+# (``training.ppo.config``, plain dataclasses) never imports torch, peft or TRL: a bad config fails in about a
+# second, before any model library loads.
+_EXPORTS = {
+    "config": ("ModelConfig", "PPOConfig", "default_lora_targets"),
+    "core": ("AdaptiveKLController", "FixedKLController", "clipped_policy_loss", "clipped_value_loss", "compute_gae",
+             "logprobs_from_logits", "masked_mean", "masked_var", "masked_whiten", "per_token_rewards"),
+    "policy": ("PolicyWithValueHead",),
+    "trainer": ("BATCH_METRICS", "MINIBATCH_METRICS", "PPO_METRICS", "THROUGHPUT_METRICS", "TIMING_METRICS",
+                "UPDATE_GUARD_METRICS", "PPOTrainer"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from training.ppo.config import ModelConfig, PPOConfig, default_lora_targets
+    from training.ppo.core import (
+        AdaptiveKLController,
+        FixedKLController,
+        clipped_policy_loss,
+        clipped_value_loss,
+        compute_gae,
+        logprobs_from_logits,
+        masked_mean,
+        masked_var,
+        masked_whiten,
+        per_token_rewards,
+    )
+    from training.ppo.policy import PolicyWithValueHead
+    from training.ppo.trainer import (
+        BATCH_METRICS,
+        MINIBATCH_METRICS,
+        PPO_METRICS,
+        THROUGHPUT_METRICS,
+        TIMING_METRICS,
+        UPDATE_GUARD_METRICS,
+        PPOTrainer,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if module != "config":  # first, so that bitsandbytes (imported by peft) is quiet about its optional CPU kernel
+        importlib.import_module("agents.auto_user.bitsandbytes_notice")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
 
 __all__ = [
     "BATCH_METRICS",
