@@ -115,6 +115,8 @@ def test_kl_reference_base_continues_the_warm_adapter(tmp_path: Path, template_d
     ("warm_start.demonstration_episodes=0", "warm_start.demonstration_episodes must be > 0, got 0"),
     ("warm_start.dataset_path=/nowhere", "warm_start.dataset_path: /nowhere is not a saved datasets.Dataset"),
     ("mode=adversarial", "warm_start: enabled in adversarial mode needs fuzzing.personas"),
+    ("warm_start.expert_iteration_rounds=-1", "warm_start.expert_iteration_rounds must be >= 0, got -1"),
+    ("warm_start.expert_iteration_episodes=0", "warm_start.expert_iteration_episodes must be > 0, got 0"),
 ])
 def test_bad_warm_start_settings_are_one_line(setting: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:

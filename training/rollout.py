@@ -26,6 +26,7 @@ class EpisodeRecord:
     """One finished conversation: the policy's (query, response) per user turn, its rewards and its outcome."""
 
     objective: Objective
+    episode_seed: int | None = None  # the seed env.reset got: the same policy samples replay the episode
     queries: list[torch.Tensor] = field(default_factory=list)
     responses: list[torch.Tensor] = field(default_factory=list)
     step_rewards: list[float] = field(default_factory=list)
@@ -82,7 +83,7 @@ class RolloutCollector:
             if pending:
                 objective, seed = pending.pop()
                 self.envs[slot].reset(objective=objective, seed=seed)
-                active[slot] = EpisodeRecord(objective=objective)
+                active[slot] = EpisodeRecord(objective=objective, episode_seed=seed)
 
         for slot in range(len(self.envs)):
             start(slot)

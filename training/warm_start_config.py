@@ -72,6 +72,14 @@ class WarmStartConfig:
             the training config's ``seed`` (0 alone).
         logging_steps (`int`, defaults to `10`):
             Optimizer steps between two logged training losses.
+        expert_iteration_rounds (`int`, defaults to `0`):
+            Expert iteration (ReST-EM) after the supervised step: each round samples the warm-started policy on
+            `expert_iteration_episodes` training objectives, keeps the conversations the verifier passes (the
+            demonstrations' rule) and fine-tunes a fresh adapter, as the supervised step did, on the demonstrations
+            plus every round's kept turns (``training/expert_iteration.py``). PPO starts from the last round's
+            policy. Each round costs the sampling plus one more supervised step.
+        expert_iteration_episodes (`int`, defaults to `48`):
+            Conversations each expert iteration round samples.
     """
 
     enabled: bool = False
@@ -88,6 +96,8 @@ class WarmStartConfig:
     mixed_precision: Literal["auto", "bf16", "no"] | None = None
     seed: int | None = None
     logging_steps: int = 10
+    expert_iteration_rounds: int = 0
+    expert_iteration_episodes: int = 48
 
     def __post_init__(self) -> None:
         def require(ok: bool, name: str, rule: str) -> None:
@@ -103,7 +113,8 @@ class WarmStartConfig:
             return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
         for name in ("demonstration_episodes", "max_steps", "per_device_train_batch_size",
-                     "gradient_accumulation_steps", "logging_steps"):
+                     "gradient_accumulation_steps", "logging_steps", "expert_iteration_rounds",
+                     "expert_iteration_episodes"):
             require(integer(name), name, "an integer")
         require(isinstance(self.enabled, bool), "enabled", "true or false")
         require(self.demonstration_episodes > 0, "demonstration_episodes", "> 0")
@@ -119,3 +130,5 @@ class WarmStartConfig:
                 "'auto', 'bf16', 'no' or null")
         require(self.seed is None or (integer("seed") and 0 <= self.seed < 2**31), "seed", "in [0, 2**31 - 1]")
         require(self.logging_steps > 0, "logging_steps", "> 0")
+        require(self.expert_iteration_rounds >= 0, "expert_iteration_rounds", ">= 0")
+        require(self.expert_iteration_episodes > 0, "expert_iteration_episodes", "> 0")

@@ -7,6 +7,10 @@ stage makes stays in the run's output directory, so a user can inspect it and a 
                                               objective, verifier score, demonstrator), unless dataset_path is set
     <output_dir>/warm_start/policy/           the warm-started policy (LoRA adapter + value head): loads in
                                               AutoUserAgent and as model.init_from; warm_start_metrics.json
+    <output_dir>/warm_start/expert_iteration/round-N/{samples,policy}/
+                                              warm_start.expert_iteration_rounds: the policy's own verified turns
+                                              of round N and the policy fine-tuned on them (training/
+                                              expert_iteration.py); PPO starts from the last round's policy
     <output_dir>/warm_start/merged/           kl_reference "warm_start" only: the adapter folded into a float32 copy
                                               of the base weights, PPO's base model and KL reference
 
@@ -23,6 +27,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["WARM_START_DIR", "WarmStartOutcome", "prepare_warm_start"]
 
 WARM_START_DIR = "warm_start"
+EXPERT_ITERATION_DIR = "expert_iteration"  # under WARM_START_DIR: round-N/{samples,policy}
+SUMMARY_FILE = "summary.json"  # a round's sampling summary, beside its rows
 
 
 @dataclass(frozen=True)
@@ -78,20 +85,25 @@ def prepare_warm_start(config: TrainingConfig, model_path: str, output_dir: Path
     policy_dir, merged_dir = root / "policy", root / "merged"
     model_config = dataclasses.replace(config.model, base_model=model_path, init_from=None)
     demo_summary: dict[str, Any] = {}
+
+    def train(dataset: Any, out: Path, notes: dict[str, Any]) -> None:
+        def write(tmp: Path) -> None:
+            warm_start(model_config, warm, dataset, tmp, device)
+            if notes:  # what the rows came from, beside what they taught
+                metrics = json.loads((tmp / METRICS_FILE).read_text())
+                (tmp / METRICS_FILE).write_text(json.dumps({**metrics, **notes}, indent=2))
+
+        start = time.perf_counter()
+        ckpt.save_directory(out, write)
+        logger.info("warm start: supervised step done in %.0f s -> %s", time.perf_counter() - start, out)
+
     if _complete(policy_dir):
         logger.info("warm start: reusing %s", policy_dir)
     else:
         dataset = _demonstrations(config, model_path, root, demo_summary)
-        start = time.perf_counter()
-
-        def train(tmp: Path) -> None:
-            warm_start(model_config, warm, dataset, tmp, device)
-            if demo_summary:  # what the rows came from, beside what they taught
-                metrics = json.loads((tmp / METRICS_FILE).read_text())
-                (tmp / METRICS_FILE).write_text(json.dumps({**metrics, "demonstrations": demo_summary}, indent=2))
-
-        ckpt.save_directory(policy_dir, train)
-        logger.info("warm start: supervised step done in %.0f s -> %s", time.perf_counter() - start, policy_dir)
+        train(dataset, policy_dir, {"demonstrations": demo_summary} if demo_summary else {})
+    if warm.expert_iteration_rounds:
+        policy_dir = _expert_iteration(config, root, policy_dir, train)
     metrics = json.loads((policy_dir / METRICS_FILE).read_text())
     reference_dir = None
     if warm.kl_reference == "warm_start":
@@ -100,6 +112,49 @@ def prepare_warm_start(config: TrainingConfig, model_path: str, output_dir: Path
             logger.info("warm start: adapter folded into float32 base weights -> %s (PPO's KL reference)", merged_dir)
         reference_dir = merged_dir
     return WarmStartOutcome(policy_dir, reference_dir, metrics)
+
+
+def _expert_iteration(config: TrainingConfig, root: Path, policy_dir: Path,
+                      train: Callable[[Any, Path, dict[str, Any]], None]) -> Path:
+    """Run (or reuse) the expert iteration rounds after the supervised step; the last round's policy directory.
+
+    Round N keeps ``<root>/expert_iteration/round-N/samples`` (the kept rows, a Dataset, and ``summary.json``) and
+    ``round-N/policy`` (a fresh adapter fine-tuned on the demonstrations plus rounds 1..N's rows). A round that kept
+    nothing trains nothing: the previous policy goes on."""
+    from datasets import concatenate_datasets
+
+    from training.expert_iteration import sample_policy
+
+    warm = config.warm_start
+    seed = config.seed if warm.seed is None else warm.seed
+    demonstrations = load_demonstrations(warm.dataset_path or root / "demonstrations")
+    sampled, summaries = [], []
+    for round_index in range(1, warm.expert_iteration_rounds + 1):
+        round_dir = root / EXPERT_ITERATION_DIR / f"round-{round_index}"
+        samples_dir, round_policy = round_dir / "samples", round_dir / "policy"
+        round_dir.mkdir(parents=True, exist_ok=True)
+        if not _complete(samples_dir):
+            result = sample_policy(config, policy_dir, training_objectives(config), warm.expert_iteration_episodes,
+                                   seed, round_index)
+            logger.info("expert iteration round %d: kept %d of %d conversations of %s (%d user turns)", round_index,
+                        result.kept, result.played, policy_dir, len(result.rows))
+
+            def write_samples(tmp: Path, result: Any = result) -> None:
+                save_rows(result.rows, tmp)
+                (tmp / SUMMARY_FILE).write_text(json.dumps(result.summary(), indent=2) + "\n")
+
+            ckpt.save_directory(samples_dir, write_samples)
+        summaries.append(json.loads((samples_dir / SUMMARY_FILE).read_text()))
+        rows = load_demonstrations(samples_dir)
+        if len(rows) == 0:
+            logger.info("expert iteration round %d kept nothing: %s goes on", round_index, policy_dir)
+            continue
+        sampled.append(rows)
+        if not _complete(round_policy):
+            train(concatenate_datasets([demonstrations, *sampled]), round_policy,
+                  {"expert_iteration": list(summaries)})
+        policy_dir = round_policy
+    return policy_dir
 
 
 def _demonstrations(config: TrainingConfig, model_path: str, root: Path, summary: dict[str, Any]) -> Any:
