@@ -79,6 +79,7 @@ def test_pages_render_curves_and_findings_in_chromium(server: str, tmp_path: Pat
         "findings": "#/findings?id=results/fuzzing&kind=phantom_confirmation",
         "conversation": "#/conversation?id=results/fuzzing&ref=finding-findings-0",
         "evaluations": "#/evaluations?id=results/fuzzing",
+        "sample": "#/conversation?id=runs/tiny&ref=sample-2-0",
     }
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -103,5 +104,8 @@ def test_pages_render_curves_and_findings_in_chromium(server: str, tmp_path: Pat
     assert "a booking with confirmation code JZNE56" in conversation
     assert "no booking row with confirmation code JZNE56" in conversation
     assert "runs/cooperative_cpu_v4/final_model" in doms["evaluations"] and "scripted" in doms["evaluations"]
+    # A sample conversation of the tiny run: each user message shows its reward terms under it.
+    users = doms["sample"].count('class="turn user')
+    assert users >= 1 and doms["sample"].count('class="reward-terms"') == users
     for name in pages:
         assert (shots / f"{name}.png").stat().st_size > 10_000, name
