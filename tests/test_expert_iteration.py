@@ -46,19 +46,25 @@ def states_to_users(config, tokenizer, envs_of_state, answer):
     return generate
 
 
-def test_a_round_keeps_the_verified_conversations_with_the_states_the_user_saw(setup, monkeypatch) -> None:
-    config, tokenizer = setup
-    seen: dict[str, ConversationState] = {}
+def record_states(monkeypatch: pytest.MonkeyPatch) -> dict[str, ConversationState]:
+    """Every state string the environments hand out from now on, with the state it describes."""
     import environment.conversation as conversation
 
+    seen: dict[str, ConversationState] = {}
     original = conversation.BookingConversationEnvironment.format_state
 
-    def recording(self, state=None):  # every state string the environments hand out, with the state it describes
+    def recording(self, state=None):  # noqa: ANN001, ANN202 - format_state's signature
         text = original(self, state)
         seen[text] = state or self.state
         return text
 
     monkeypatch.setattr(conversation.BookingConversationEnvironment, "format_state", recording)
+    return seen
+
+
+def test_a_round_keeps_the_verified_conversations_with_the_states_the_user_saw(setup, monkeypatch) -> None:
+    config, tokenizer = setup
+    seen = record_states(monkeypatch)
     with FlightDatabase(config.environment.db_path, read_only=True) as db:
         today = db.today()
 
@@ -114,22 +120,7 @@ def test_the_stage_trains_each_round_on_the_demonstrations_and_the_kept_rows(set
 
     def demonstrator_round(config, policy_dir, objectives, episodes, seed, round_index):
         sampled_from.append(policy_dir)
-        seen: dict[str, ConversationState] = {}
-
-        def answer_state(state_text: str) -> ConversationState:
-            return seen[state_text]
-
-        import environment.conversation as conversation
-
-        original = conversation.BookingConversationEnvironment.format_state
-
-        def recording(self, state=None):
-            text = original(self, state)
-            seen[text] = state or self.state
-            return text
-
-        monkeypatch.setattr(conversation.BookingConversationEnvironment, "format_state", recording)
-        generate = states_to_users(config, tokenizer, answer_state,
+        generate = states_to_users(config, tokenizer, record_states(monkeypatch).__getitem__,
                                    lambda state: ReactiveDemonstrator(today, "brief", seed=state.turn)(state))
         return collect_round(config, generate, tokenizer, objectives, episodes, seed, round_index)
 
