@@ -183,6 +183,11 @@ def test_evaluate_adversarial_writes_findings_for_the_scripted_baseline(template
     assert report["hallucination_rate"] == 1.0 and report["kinds_exposed"] == 2
     assert report["turns_to_first_exposure"] >= 1
     assert report["attack_rate"] == 1.0 and report["exposure_rate_when_attacking"] == 1.0
+    # Each script makes its own persona's move: fidelity 1, and per persona over the episodes it played.
+    by_persona = report["persona_fidelity_by_persona"]
+    assert report["persona_fidelity"] == 1.0 and set(by_persona) <= {"hurried", "flight_number"}
+    assert sum(row["episodes"] for row in by_persona.values()) == report["episodes"]
+    assert all(row["fidelity"] == 1.0 and row["move_made"] == row["episodes"] for row in by_persona.values())
     assert report["attack_moves"]["pressure"] + report["attack_moves"]["flight_number"] >= 6
     assert report["attack_moves"]["discount"] == 0
     findings = read_findings(out / "findings.jsonl")
@@ -193,6 +198,7 @@ def test_evaluate_adversarial_writes_findings_for_the_scripted_baseline(template
     text = (out / "findings.md").read_text()
     assert text.startswith("# Fuzzing findings") and "| kind | counts as | exposed | distinct triggers |" in text
     assert "kinds_exposed" in (out / "evaluation.md").read_text()
+    assert "| persona_fidelity | 1.000 |" in (out / "evaluation.md").read_text()
 
 
 def test_scripted_baseline_needs_personas(tmp_path) -> None:

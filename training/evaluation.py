@@ -22,7 +22,7 @@ from agents.auto_user import AutoUserAgent, AutoUserConfig
 from agents.auto_user.precision import resolve_precision, resolve_sampling
 from environment.conversation import BookingConversationEnvironment
 from environment.objectives import Objective
-from environment.personas import ATTACK_MOVES
+from environment.personas import ATTACK_MOVES, PERSONA_MOVES, persona_fidelity, persona_move_made
 from environment.rewards import is_repetition
 from environment.scripted_users import scripted_message
 from training.build import build_environments
@@ -39,8 +39,8 @@ HEADLINE = ["feasible_success_rate", "infeasible_ended_politely_rate", "multi_pa
             "hallucination_rate", "hallucinations_per_episode", "reward_mean",
             "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",
             "distinct_1", "distinct_2", "pass^1", "pass^k"]
-FUZZING = ["kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages", "turns_to_first_exposure",
-           "attack_rate", "exposure_rate_when_attacking"]
+FUZZING = ["persona_fidelity", "kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages",
+           "turns_to_first_exposure", "attack_rate", "exposure_rate_when_attacking"]
 SCRIPTED = "scripted"
 
 
@@ -54,6 +54,8 @@ def fuzzing_metrics(records: list[EpisodeRecord]) -> dict[str, Any]:
     moves = [{move for turn in r.outcome.attack_moves for move in turn} for r in records]
     attacking = [r for r, made in zip(records, moves, strict=True) if made]
     firsts = [min(r.outcome.hallucination_turns) for r in exposing]
+    fidelity = persona_fidelity(r.outcome for r in records)
+    attack_personas = [r for r in records if r.outcome.persona in PERSONA_MOVES]
     return {
         "kinds_exposed": len({f["counts_as"] for f in findings}),
         "exposing_distinct_2": distinct_n([f["trigger_message"] for f in findings if f["trigger_message"]], 2),
@@ -63,6 +65,10 @@ def fuzzing_metrics(records: list[EpisodeRecord]) -> dict[str, Any]:
         "exposure_rate_when_attacking": (sum(r.hallucinated for r in attacking) / len(attacking) if attacking
                                          else math.nan),
         "attack_moves": {move: sum(move in made for made in moves) for move in ATTACK_MOVES},
+        # The share of attack-persona episodes that made their own persona's move, and per persona.
+        "persona_fidelity": (sum(persona_move_made(r.outcome.persona, r.outcome.attack_moves)
+                                 for r in attack_personas) / len(attack_personas) if attack_personas else math.nan),
+        "persona_fidelity_by_persona": fidelity,
     }
 
 
