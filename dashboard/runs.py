@@ -13,9 +13,6 @@ here rather than imported so that the dashboard starts without loading torch (wh
 
 from __future__ import annotations
 
-import ast
-import functools
-import importlib.util
 import json
 import os
 import re
@@ -27,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from training.report_tables import FINAL_TABLE
 
 METRICS_FILE = "training_metrics.json"
 CONFIG_FILE = "training_config.yaml"
@@ -196,17 +195,9 @@ def state_of(run: Run, tail: str) -> str:
     return "finished"
 
 
-@functools.cache
 def final_table_rows() -> list[tuple[str, str]]:
-    """``training.evaluation.FINAL_TABLE`` (label, report key), read from its source: importing the module would
-    load torch, seconds of start-up for a list of names."""
-    spec = importlib.util.find_spec("training.evaluation")
-    tree = ast.parse(Path(spec.origin).read_text())
-    for node in tree.body:
-        names = [getattr(target, "id", None) for target in getattr(node, "targets", [])]
-        if isinstance(node, ast.Assign) and "FINAL_TABLE" in names:
-            return [(str(label), str(key)) for label, key in ast.literal_eval(node.value)]
-    raise LookupError(f"{spec.origin}: no FINAL_TABLE")
+    """``training.report_tables.FINAL_TABLE``: (label, report key) of the end-of-run comparison."""
+    return list(FINAL_TABLE)
 
 
 def final_comparison(run: Run) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from environment.scripted_users import scripted_message
 from training.build import build_environments
 from training.findings import findings_from
 from training.metrics import distinct_n, episode_metrics, hallucination_kind_counts
+from training.report_tables import FINAL_TABLE, FUZZING, HEADLINE
 from training.rollout import EpisodeRecord, GenerateFn, RolloutCollector
 from training.seeds import EVALUATION_SEED
 
@@ -35,12 +36,6 @@ __all__ = ["FINAL_TABLE", "FUZZING", "HEADLINE", "SCRIPTED", "auto_user_config",
            "evaluation_envs", "final_table", "fuzzing_metrics", "load_auto_user", "markdown", "run_evaluation",
            "summarize"]
 
-HEADLINE = ["feasible_success_rate", "infeasible_ended_politely_rate", "multi_passenger_success_rate", "success_rate",
-            "hallucination_rate", "hallucinations_per_episode", "reward_mean",
-            "role_confusion_rate", "repetition_rate", "collapse_distinct_first_messages", "mean_turns",
-            "distinct_1", "distinct_2", "pass^1", "pass^k"]
-FUZZING = ["persona_fidelity", "kinds_exposed", "exposing_distinct_2", "distinct_exposing_first_messages",
-           "turns_to_first_exposure", "attack_rate", "exposure_rate_when_attacking"]
 SCRIPTED = "scripted"
 
 
@@ -217,13 +212,6 @@ def markdown(reports: dict[str, dict[str, Any]], command: str) -> str:
         for transcript in reports[name]["sample_conversations"][:1]:
             lines += [f"**{name}**", "", "```", *transcript, "```", ""]
     return "\n".join(lines) + "\n"
-
-
-FINAL_TABLE = [("success (feasible)", "feasible_success_rate"), ("multi-passenger", "multi_passenger_success_rate"),
-               ("infeasible ended politely", "infeasible_ended_politely_rate"), ("reward", "reward_mean"),
-               ("role confusion", "role_confusion_rate"), ("hallucinations / episode", "hallucinations_per_episode"),
-               ("repetition", "repetition_rate"), ("distinct first messages", "collapse_distinct_first_messages"),
-               ("turns", "mean_turns")]
 
 
 def final_table(reports: dict[str, dict[str, Any]]) -> str:

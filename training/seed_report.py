@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.evaluation import FINAL_TABLE
+from training.report_tables import FINAL_TABLE
 
 # The end-of-run table's rows, then overall success (all objectives; the only success figure of reports before the
 # warm start, round 9) and the turns.
