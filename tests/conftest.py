@@ -94,3 +94,15 @@ def db_facts(template_db: Path) -> tuple:
 
     with FlightDatabase(template_db, read_only=True) as db:
         return airport_lookup(db.list_airports()), db.today()
+
+
+# The modules that take longest (training runs in subprocesses), run first: under pytest-xdist (run_tests.sh, one
+# module per worker at a time) a long module left for last would run alone while the other workers idle.
+SLOWEST_MODULES = ("test_training_pipeline", "test_run_lifecycle", "test_warm_start_stage", "test_checkpoints",
+                   "test_config_validation", "test_run_resilience", "test_evaluation_and_plots", "test_warm_start",
+                   "test_fuzzing", "test_dashboard", "test_demonstrations", "test_model_dirs")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: the rest keep their order
