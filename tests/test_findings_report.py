@@ -184,9 +184,9 @@ def test_rendered_sample_conversations_read_back_with_tool_calls_and_reward_term
             {k: pytest.approx(v, abs=5e-4) for k, v in terms.items() if v} for terms in record.reward_components]
         answers = [t.get("tool_calls", []) for n, t in enumerate(parsed["turns"])
                    if t["role"] == "agent" and any(u["role"] == "user" for u in parsed["turns"][:n])]
-        assert answers == [calls for calls in record.tool_calls][: len(answers)]
+        assert answers == [[call.describe() for call in calls] for calls in record.tool_calls][: len(answers)]
         assert [h["reason"] for h in parsed["hallucinations"]] == [r for _, r in record.outcome.hallucinations]
-    called = {call.split(" ")[0] for _, record, _ in played for calls in record.tool_calls for call in calls}
+    called = {call.name for _, record, _ in played for calls in record.tool_calls for call in calls}
     assert {"search_flights", "book_flight"} <= called <= ALL_TOOLS
 
 

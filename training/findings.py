@@ -147,8 +147,9 @@ def findings_from(records: Iterable[EpisodeRecord], **labels: Any) -> list[dict[
                 "objective": record.objective.text,
                 "objective_id": record.objective.objective_id,
                 "conversation": [f"{m.role}: {m.text}" for m in record.transcript],
-                "tool_calls": record.tool_calls,  # per user turn: the agent's calls answering it (ToolCall.describe)
-                "reward_terms": record.reward_components,  # per user turn: its immediate reward terms
+                # Per user turn: the agent's calls answering it, and the turn's immediate reward terms.
+                "tool_calls": [[call.describe() for call in calls] for calls in record.tool_calls],
+                "reward_terms": record.reward_components,
             })
     return findings
 

@@ -138,7 +138,7 @@ def render_conversation(record: EpisodeRecord) -> str:
             if user_turns <= len(record.reward_components):
                 lines.append(REWARD_LINE + reward_terms_text(record.reward_components[user_turns - 1]))
         elif 0 < user_turns <= len(record.tool_calls):
-            lines += [TOOL_LINE + call for call in record.tool_calls[user_turns - 1]]
+            lines += [TOOL_LINE + call.describe() for call in record.tool_calls[user_turns - 1]]
     lines += [f"  !! HALLUCINATION EXPOSED ({kind}): {reason}" for kind, reason in outcome.hallucinations]
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from agents.booking import Message
+from agents.tool_client import ToolCall
 from environment.conversation import BookingConversationEnvironment, ConversationState, EpisodeOutcome
 from environment.objectives import Objective
 
@@ -31,7 +32,7 @@ class EpisodeRecord:
     responses: list[torch.Tensor] = field(default_factory=list)
     step_rewards: list[float] = field(default_factory=list)
     reward_components: list[dict[str, float]] = field(default_factory=list)
-    tool_calls: list[list[str]] = field(default_factory=list)  # per user turn, the agent's calls (ToolCall.describe)
+    tool_calls: list[tuple[ToolCall, ...]] = field(default_factory=list)  # per user turn, the agent's calls
     state_complete: list[bool] = field(default_factory=list)
     transcript: list[Message] = field(default_factory=list)
     outcome: EpisodeOutcome | None = None  # set when the episode ends (every record `collect` returns has one)
@@ -121,7 +122,7 @@ class RolloutCollector:
                 record.responses.append(response)
                 record.step_rewards.append(result.reward)
                 record.reward_components.append(result.reward_components)
-                record.tool_calls.append([call.describe() for call in result.tool_calls])
+                record.tool_calls.append(result.tool_calls)  # described only where shown (ToolCall.describe)
                 record.state_complete.append(is_complete)
                 if result.done or result.truncated:
                     record.outcome, record.truncated = result.outcome, result.truncated

@@ -5,7 +5,7 @@ TRL removed its `PPOTrainer`; this package rebuilds it on top of transformers/pe
 """
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # The names this package exports, by submodule. They load on first use (PEP 562), so that reading a config
 # (``training.ppo.config``, plain dataclasses) never imports torch, peft or TRL: a bad config fails in about a
@@ -20,31 +20,6 @@ _EXPORTS = {
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-if TYPE_CHECKING:  # what type checkers and editors see
-    from training.ppo.config import ModelConfig, PPOConfig, default_lora_targets
-    from training.ppo.core import (
-        AdaptiveKLController,
-        FixedKLController,
-        clipped_policy_loss,
-        clipped_value_loss,
-        compute_gae,
-        logprobs_from_logits,
-        masked_mean,
-        masked_var,
-        masked_whiten,
-        per_token_rewards,
-    )
-    from training.ppo.policy import PolicyWithValueHead
-    from training.ppo.trainer import (
-        BATCH_METRICS,
-        MINIBATCH_METRICS,
-        PPO_METRICS,
-        THROUGHPUT_METRICS,
-        TIMING_METRICS,
-        UPDATE_GUARD_METRICS,
-        PPOTrainer,
-    )
-
 
 def __getattr__(name: str) -> Any:
     module = _MODULE_OF.get(name)
@@ -57,26 +32,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [
-    "BATCH_METRICS",
-    "MINIBATCH_METRICS",
-    "PPO_METRICS",
-    "THROUGHPUT_METRICS",
-    "TIMING_METRICS",
-    "UPDATE_GUARD_METRICS",
-    "AdaptiveKLController",
-    "FixedKLController",
-    "ModelConfig",
-    "PPOConfig",
-    "PPOTrainer",
-    "PolicyWithValueHead",
-    "clipped_policy_loss",
-    "clipped_value_loss",
-    "compute_gae",
-    "default_lora_targets",
-    "logprobs_from_logits",
-    "masked_mean",
-    "masked_var",
-    "masked_whiten",
-    "per_token_rewards",
-]
+__all__ = sorted(_MODULE_OF)
