@@ -124,6 +124,7 @@ def test_step_is_textbook_ppo_and_the_guard_changes_nothing_it_does_not_decide(
     losses = _textbook_ppo(reference, trainer.config, trainer.tokenizer.pad_token_id, kl_coef,
                            queries, responses, scores)
     assert metrics["update/accepted"] == 1.0 and metrics["update/epochs_completed"] == trainer.config.ppo_epochs
+    assert metrics["ppo/old_stats_from_sampling"] == 1.0  # the reference recomputes what sampling gave the trainer
     assert metrics["ppo/loss/total"] == pytest.approx(sum(losses) / len(losses), rel=1e-4, abs=1e-6)
     got, want = _trainable(trainer.policy), _trainable(reference)
     assert got.keys() == want.keys()
@@ -132,36 +133,53 @@ def test_step_is_textbook_ppo_and_the_guard_changes_nothing_it_does_not_decide(
         torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("measure", ["minibatches", "batch"])
 @pytest.mark.parametrize("mini_batch_size", [3, 10])
-def test_early_stop_after_one_epoch_leaves_what_one_epoch_leaves(model_dir: Path, mini_batch_size: int) -> None:
-    """The guard decides between epochs on the whole batch: by a no-grad pass, or (when one optimizer step holds
-    the whole batch) by the next epoch's forward, whose gradient must then not be applied. Either way, stopping
-    after epoch 0 leaves exactly what one epoch leaves."""
-    one_epoch = _trainer(model_dir, ppo_epochs=1, target_kl=None, max_kl=None, mini_batch_size=mini_batch_size)
-    stopped = _trainer(model_dir, ppo_epochs=3, target_kl=1e-12, max_kl=None, mini_batch_size=mini_batch_size)
+def test_early_stop_after_one_epoch_leaves_what_one_epoch_leaves(model_dir: Path, mini_batch_size: int,
+                                                                 measure: str) -> None:
+    """The guard decides between epochs: on the epoch's own mini-batch readings, by a no-grad pass over the batch,
+    or (when one optimizer step holds the whole batch) by the next epoch's forward, whose gradient must then not be
+    applied. Either way, stopping after epoch 0 leaves exactly what one epoch leaves."""
+    one_epoch = _trainer(model_dir, ppo_epochs=1, target_kl=None, max_kl=None, mini_batch_size=mini_batch_size,
+                         reuse_sampling_pass=False)  # `stopped` did not sample the batch: both make the pass
+    stopped = _trainer(model_dir, ppo_epochs=3, target_kl=1e-12, max_kl=None, mini_batch_size=mini_batch_size,
+                       kl_guard_measure=measure)
     batch = _batch(one_epoch)
     one = one_epoch.step(*batch)
     metrics = stopped.step(*batch)
     assert metrics["update/accepted"] == 1.0
     assert metrics["update/early_stop_epoch"] == 0.0 and metrics["update/epochs_completed"] == 1.0
     assert metrics["update/approxkl"] > 1e-12
-    assert (metrics["time/update/kl_check"] == 0.0) == (mini_batch_size >= 10)  # the fused measurement is free
+    passes = measure == "batch" and mini_batch_size < 10  # the fused and the mini-batch readings are free
+    assert (metrics["time/update/kl_check"] > 0.0) == passes
     assert metrics["ppo/loss/total"] == pytest.approx(one["ppo/loss/total"], rel=1e-6)
     for name, value in _trainable(one_epoch.policy).items():
         assert torch.equal(_trainable(stopped.policy)[name], value), name
 
 
-def test_guard_measures_the_whole_batch_after_the_last_epoch(model_dir: Path) -> None:
-    """With one epoch there is no next forward: a no-grad pass over the batch measures the KL, and a rollback there
-    restores the weights exactly."""
-    trainer = _trainer(model_dir, ppo_epochs=1, target_kl=None, max_kl=1e-12)
+@pytest.mark.parametrize("measure", ["minibatches", "batch"])
+def test_guard_rolls_back_after_the_last_epoch_and_restores_exactly(model_dir: Path, measure: str) -> None:
+    """With one epoch there is no next forward: the KL the epoch's mini-batches read (or a no-grad pass over the
+    batch) decides, and a rollback there restores the weights exactly."""
+    trainer = _trainer(model_dir, ppo_epochs=1, target_kl=None, max_kl=1e-12, kl_guard_measure=measure)
     batch = _batch(trainer)
     before = _trainable(trainer.policy)
     metrics = trainer.step(*batch)
     assert metrics["update/rolled_back_kl"] == 1.0 and metrics["update/accepted"] == 0.0
     assert metrics["update/early_stop_epoch"] == 0.0 and metrics["update/approxkl"] > 1e-12
-    assert metrics["time/update/kl_check"] > 0.0
+    assert (metrics["time/update/kl_check"] > 0.0) == (measure == "batch")
     assert all(torch.equal(before[n], p) for n, p in _trainable(trainer.policy).items())
+
+
+def test_the_mini_batch_reading_lags_the_pass_after_the_epoch(model_dir: Path) -> None:
+    """What "minibatches" gives up: each mini-batch reads the KL before its own optimizer step, so the epoch's
+    reading is below the KL a pass over the batch measures after the epoch (both start from the same weights and
+    apply the same update)."""
+    readings = {}
+    for measure in ("minibatches", "batch"):
+        trainer = _trainer(model_dir, ppo_epochs=1, target_kl=None, max_kl=1e6, kl_guard_measure=measure)
+        readings[measure] = trainer.step(*_batch(trainer))["update/approxkl"]
+    assert 0.0 < readings["minibatches"] < readings["batch"]
 
 
 @pytest.mark.parametrize("group_by_length", [False, True])
@@ -192,3 +210,37 @@ def test_grouped_step_trains(model_dir: Path) -> None:
     metrics = trainer.step(*_batch(trainer, 12))
     assert metrics["update/accepted"] == 1.0 and metrics["update/epochs_completed"] == 3.0
     assert any(not torch.equal(before[n], p) for n, p in _trainable(trainer.policy).items())
+
+
+@pytest.mark.parametrize("tempered", [False, True])
+def test_statistics_kept_from_sampling_give_the_update_a_pass_gives(model_dir: Path, tempered: bool) -> None:
+    """`reuse_sampling_pass`: the log-probs and values kept from sampling are the policy's, so the update equals the
+    one that recomputes them with a no-grad pass (same weights after, same losses) up to float noise."""
+    kept = _trainer(model_dir, tempered_logprobs=tempered)
+    recomputed = _trainer(model_dir, tempered_logprobs=tempered, reuse_sampling_pass=False)
+    batch = _batch(kept)
+    recomputed_batch = _batch(recomputed)  # the same stream: the same samples
+    assert all(torch.equal(a, b) for a, b in zip(batch[1], recomputed_batch[1], strict=True))
+    with_kept, with_pass = kept.step(*batch), recomputed.step(*batch)
+    assert with_kept["ppo/old_stats_from_sampling"] == 1.0 and with_pass["ppo/old_stats_from_sampling"] == 0.0
+    assert with_kept["time/update/rollout_stats"] < with_pass["time/update/rollout_stats"]
+    for name in ("ppo/loss/total", "ppo/val/vpred", "ppo/returns/mean", "objective/kl"):
+        assert with_kept[name] == pytest.approx(with_pass[name], rel=1e-4, abs=1e-6), name
+    for name, value in _trainable(recomputed.policy).items():
+        torch.testing.assert_close(_trainable(kept.policy)[name], value, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_only_what_this_policy_sampled_is_kept(model_dir: Path) -> None:
+    """Samples the trainer did not sample (replayed ones, other responses) get the pass; so does everything once
+    the weights have moved since sampling, and everything sampled from a bf16 copy."""
+    trainer = _trainer(model_dir, ppo_epochs=1)
+    queries, responses, scores = _batch(trainer, 8)
+    other = [torch.flip(r, dims=[0]) if r.numel() > 1 else torch.cat([r, r]) for r in responses[:2]]
+    metrics = trainer.step(queries + queries[:2], responses + other, scores + scores[:2])
+    assert metrics["ppo/old_stats_from_sampling"] == pytest.approx(8 / 10)
+    stale = _batch(trainer, 8)
+    trainer.step(*_batch(trainer, 8))  # moves the weights after `stale` was sampled
+    assert trainer.step(*stale)["ppo/old_stats_from_sampling"] == 0.0
+    trainer.sampling_dtype = torch.bfloat16
+    assert not trainer.samples_exactly()
+    assert trainer.step(*_batch(trainer, 8))["ppo/old_stats_from_sampling"] == 0.0

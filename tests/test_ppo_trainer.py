@@ -418,7 +418,9 @@ def test_merged_sampling_follows_every_update(model_dirs: dict[str, Path]) -> No
 
 
 def test_step_times_each_phase(model_dirs: dict[str, Path]) -> None:
-    pc = PPOConfig(mini_batch_size=4, learning_rate=1e-3, ppo_epochs=2, target_kl=None, max_kl=None)
+    # A guard pass after the last epoch ("batch"), and statistics the trainer did not sample: every phase runs.
+    pc = PPOConfig(mini_batch_size=4, learning_rate=1e-3, ppo_epochs=2, target_kl=None, max_kl=None,
+                   kl_guard_measure="batch", reuse_sampling_pass=False)
     trainer = PPOTrainer(_model_config(model_dirs["gpt2"], use_lora=True), pc)
     metrics = trainer.step(*_rollout(trainer))
     phases = [name for name in TIMING_METRICS if name != "time/update/total"]

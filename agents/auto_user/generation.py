@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-__all__ = ["SamplingSettings", "cut_at_stop", "encode_query", "left_pad", "sample_responses", "stop_token_ids"]
+__all__ = [
+    "SamplingSettings",
+    "SamplingTrace",
+    "cut_at_stop",
+    "encode_query",
+    "left_pad",
+    "sample_responses",
+    "sample_responses_traced",
+    "stop_token_ids",
+]
 
 
 class SamplingSettings(Protocol):
@@ -62,7 +72,21 @@ def cut_at_stop(tokens: torch.Tensor, stop_ids: torch.Tensor) -> torch.Tensor:
     return tokens[: int(hits[0]) + 1] if hits.numel() else tokens
 
 
-@torch.no_grad()
+@dataclass
+class SamplingTrace:
+    """What the sampling pass computed for each response token, kept so that PPO need not compute it again.
+
+    Attributes:
+        logits: per response, (R_i, V) float32 raw logits (before temperature, top-k and top-p) its tokens were
+            sampled from: row t scores token t.
+        hidden: per response, (R_i, H) float32 last hidden state (after the final norm) at the position that
+            sampled token t, which is what a value head reads.
+    """
+
+    logits: list[torch.Tensor]
+    hidden: list[torch.Tensor]
+
+
 def sample_responses(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -87,6 +111,24 @@ def sample_responses(
         query tensors (1-D, on CPU), response tensors (1-D, on CPU, ending at the first stop token if one was
         sampled) and the decoded responses (special tokens skipped, surrounding whitespace stripped).
     """
+    queries, responses, texts, _ = sample_responses_traced(model, tokenizer, prompts, model_config, stop_ids, seed,
+                                                           device, trace=False)
+    return queries, responses, texts
+
+
+@torch.no_grad()
+def sample_responses_traced(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    model_config: SamplingSettings,
+    stop_ids: Sequence[int],
+    seed: int,
+    device: torch.device,
+    trace: bool = True,
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str], SamplingTrace | None]:
+    """`sample_responses`, plus (with `trace`) the raw logits and last hidden states each response token was
+    sampled from (`SamplingTrace`); the sampled tokens are the same with or without the trace."""
     queries = [encode_query(tokenizer, p, model_config.max_query_length) for p in prompts]
     input_ids, attention_mask = left_pad(queries, tokenizer.pad_token_id)
     devices = [device] if device.type == "cuda" else []
@@ -102,12 +144,23 @@ def sample_responses(
             max_new_tokens=model_config.max_response_length,
             eos_token_id=list(stop_ids),  # per-sequence early stop; finished rows are filled with pad
             pad_token_id=tokenizer.pad_token_id,
+            return_dict_in_generate=True,
+            output_logits=trace,
+            output_hidden_states=trace,
         )
-    generated = out[:, input_ids.shape[1] :].cpu()  # (B, <= max_new_tokens)
+    generated = out.sequences[:, input_ids.shape[1] :].cpu()  # (B, <= max_new_tokens)
     stops = torch.tensor(list(stop_ids), dtype=torch.long)
     responses = [cut_at_stop(row, stops) for row in generated]
     texts = [tokenizer.decode(r, skip_special_tokens=True).strip() for r in responses]
-    return queries, responses, texts
+    if not trace:
+        return queries, responses, texts, None
+    logits = torch.stack(out.logits, dim=1).float().cpu()  # (B, steps, V)
+    # hidden_states: one tuple of layers per decoding step; the last layer at the last position sampled the token.
+    hidden = torch.stack([layers[-1][:, -1] for layers in out.hidden_states], dim=1).float().cpu()  # (B, steps, H)
+    lengths = [int(r.numel()) for r in responses]
+    sampling_trace = SamplingTrace([logits[i, :n] for i, n in enumerate(lengths)],
+                                   [hidden[i, :n] for i, n in enumerate(lengths)])
+    return queries, responses, texts, sampling_trace
 
 
 def left_pad(sequences: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["GPT2_LORA_TARGETS", "LLAMA_LORA_TARGETS", "ModelConfig", "PPOConfig", "default_lora_targets"]
+__all__ = ["GPT2_LORA_TARGETS", "KL_GUARD_MEASURES", "LLAMA_LORA_TARGETS", "ModelConfig", "PPOConfig",
+           "default_lora_targets"]
 
 _DTYPES = ("float32", "bfloat16", "float16")
+KL_GUARD_MEASURES = ("minibatches", "batch")  # PPOConfig.kl_guard_measure
 GPT2_LORA_TARGETS: list[str] = ["c_attn", "c_proj"]
 LLAMA_LORA_TARGETS: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -187,6 +190,20 @@ class PPOConfig:
             optimizer steps, and the steps are shuffled. Mini-batches then pad to neighbours of their own length
             (on the main recipe's states, random mini-batches of 4 are about 22 % padding, grouped ones about 1 %),
             at the price of less random mini-batch composition. `False`: uniform shuffling, as CleanRL.
+        reuse_sampling_pass (`bool`, defaults to `True`):
+            Take the pre-update log-probs and values of responses the trainer sampled itself from the sampling
+            pass (`PPOTrainer.generate` keeps them), instead of a no-grad pass over the batch: exact up to
+            floating-point noise when the weights have not changed since sampling and sampling computes what the
+            update computes (float32 sampling model, no autocast, no dropout). Other samples (replayed ones,
+            responses the trainer did not sample, or any sample when sampling runs in bf16) still get the pass.
+        kl_guard_measure (`str`, defaults to `"minibatches"`):
+            Where the update guard's KL comes from. `"minibatches"`: the KL the epoch's own mini-batch forwards
+            read (each before its optimizer step, token-weighted over the epoch: the approximate KL of CleanRL and
+            Stable-Baselines3), so the guard costs no pass; it lags by the epoch's last optimizer step, and on
+            the main recipe's batch it read 0.07 where a pass after the epoch read 0.36. `"batch"`: a no-grad pass
+            over the whole batch after each epoch, at the weights the epoch left (exact, one forward pass per
+            epoch). Either way, when one optimizer step holds the whole batch, the next epoch's forward is the
+            exact measurement and is used instead.
     """
 
     learning_rate: float = 1.41e-5
@@ -211,6 +228,8 @@ class PPOConfig:
     seed: int | None = None
     tempered_logprobs: bool = False
     group_by_length: bool = False
+    reuse_sampling_pass: bool = True
+    kl_guard_measure: Literal["minibatches", "batch"] = "minibatches"
 
     def __post_init__(self) -> None:
         _require(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate", self.learning_rate,
@@ -233,5 +252,7 @@ class PPOConfig:
         _require(self.kl_horizon > 0, "kl_horizon", self.kl_horizon, "> 0")
         _require(self.target_kl is None or self.target_kl > 0, "target_kl", self.target_kl, "None or > 0")
         _require(self.max_kl is None or self.max_kl > 0, "max_kl", self.max_kl, "None or > 0")
+        _require(self.kl_guard_measure in KL_GUARD_MEASURES, "kl_guard_measure", self.kl_guard_measure,
+                 f"one of {', '.join(KL_GUARD_MEASURES)}")
         if self.target_kl is not None and self.max_kl is not None:
             _require(self.max_kl >= self.target_kl, "max_kl", self.max_kl, f">= target_kl ({self.target_kl})")

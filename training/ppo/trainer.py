@@ -2,9 +2,10 @@
 
 One `step` reads top to bottom as four phases, each timed into `time/update/<phase>`:
 
-    rollout statistics   old log-probs and values (one pass), reference log-probs, KL-shaped rewards, GAE
-    PPO epochs           shuffled mini-batch updates; after each epoch the update guard measures the KL on the batch
-                         (`training.ppo.update_guard`) and goes on, stops early, or rolls the update back
+    rollout statistics   old log-probs and values (kept from the sampling pass, or one pass), reference log-probs,
+                         KL-shaped rewards, GAE
+    PPO epochs           shuffled mini-batch updates; after each epoch the update guard reads the KL to the sampling
+                         policy (`training.ppo.update_guard`) and goes on, stops early, or rolls the update back
     KL controller        one update per step from the rollouts' KL to the reference
     metrics              every name in `PPO_METRICS`
 """
@@ -27,7 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from agents.auto_user.generation import sample_responses, stop_token_ids
+from agents.auto_user.generation import SamplingTrace, sample_responses_traced, stop_token_ids
 from training.ppo.batching import gather_response, optimizer_step_chunks, pack, pad_response_aligned
 from training.ppo.config import ModelConfig, PPOConfig
 from training.ppo.core import (
@@ -84,6 +85,7 @@ BATCH_METRICS: tuple[str, ...] = (
     "tokens/response_len_mean",
     "objective/kl",  # KL(policy || reference) per sequence, over the rollouts
     "objective/kl_coef",  # the KL coefficient the rewards were shaped with
+    "ppo/old_stats_from_sampling",  # share of samples whose pre-update log-probs and values the sampling pass gave
 )
 #: What the update guard decided (`training.ppo.update_guard`); about the PPO update, not about bookings.
 UPDATE_GUARD_METRICS: tuple[str, ...] = (
@@ -92,14 +94,14 @@ UPDATE_GUARD_METRICS: tuple[str, ...] = (
     "update/rolled_back_nonfinite",  # 1 if rolled back because a loss or gradient was not finite
     "update/early_stop_epoch",  # the epoch after which the update stopped; `ppo_epochs` when it ran them all
     "update/epochs_completed",  # epochs whose updates were kept (0 when rolled back)
-    "update/approxkl",  # KL(old || new) on the whole batch after the last epoch run (0 if never measured)
+    "update/approxkl",  # the KL the guard last read (`PPOConfig.kl_guard_measure`; 0 if never measured)
 )
 #: Seconds spent in each phase of one `step`.
 TIMING_METRICS: tuple[str, ...] = (
-    "time/update/rollout_stats",  # old log-probs and values (one no-grad pass), rewards, GAE
+    "time/update/rollout_stats",  # old log-probs and values (a no-grad pass over what sampling did not give), GAE
     "time/update/reference",  # reference log-probs (one no-grad pass, adapter disabled)
     "time/update/minibatches",  # mini-batch forward/backward and optimizer steps, all epochs
-    "time/update/kl_check",  # the update guard's no-grad passes after the epochs
+    "time/update/kl_check",  # the update guard's no-grad passes after the epochs (kl_guard_measure "batch")
     "time/update/total",
 )
 #: Throughput of one `step`.
@@ -126,6 +128,7 @@ class RolloutStatistics(NamedTuple):
     returns: torch.Tensor  # (B, R) advantages + values (before whitening)
     scores: torch.Tensor  # (B,)
     kl_coef: float
+    from_sampling: float = 0.0  # share of samples whose `logprobs` and `values` the sampling pass gave
 
 
 @dataclass
@@ -151,8 +154,8 @@ class PPOTrainer:
 
     Each `step` computes rollout log-probabilities, values and reference log-probabilities, shapes per-token rewards
     with a KL penalty, estimates advantages with GAE, then runs `ppo_epochs` of clipped-PPO updates over shuffled
-    mini-batches. After every epoch the update guard (`training.ppo.update_guard`) measures the approximate KL to the
-    pre-update policy on the whole batch: above `target_kl` the remaining epochs are skipped,
+    mini-batches. After every epoch the update guard (`training.ppo.update_guard`) reads the approximate KL to the
+    pre-update policy (`PPOConfig.kl_guard_measure`): above `target_kl` the remaining epochs are skipped,
     above `max_kl` (or on any non-finite loss/gradient) the update is rolled back and the trainable weights and
     optimizer state are restored exactly (`update/accepted` is then 0).
 
@@ -200,6 +203,10 @@ class PPOTrainer:
         # sample from the training model itself (its adapter layers, float32).
         self.sampling_dtype: torch.dtype | None = None
         self._sampling_copies: dict[bool, tuple[tuple, nn.Module]] = {}  # reference? -> (made from, copy)
+        # (query, response) token tuples -> (log-probs, values) the sampling pass computed, valid while the trainable
+        # weights are still those of `_sampled_at` (see `PPOConfig.reuse_sampling_pass`).
+        self._sampled: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._sampled_at: tuple[int, ...] | None = None
 
     # ------------------------------------------------------------------ generation
     def reseed_sampling(self, seed: int) -> None:
@@ -224,9 +231,43 @@ class PPOTrainer:
         if self._stop_ids is None:
             self._stop_ids = stop_token_ids(self.tokenizer, self.model_config.stop_at_newline)
         seed = int(torch.randint(0, 2**62, (1,), generator=self._sample_rng))
+        trace = not reference and self.samples_exactly()
         with self.sampling_model(reference) as model:
-            return sample_responses(model, self.tokenizer, prompts, self.model_config, self._stop_ids, seed,
-                                    self.accelerator.device)
+            queries, responses, texts, sampling_trace = sample_responses_traced(
+                model, self.tokenizer, prompts, self.model_config, self._stop_ids, seed, self.accelerator.device,
+                trace=trace)
+        if sampling_trace is not None:
+            self._remember_sampling_pass(queries, responses, sampling_trace)
+        return queries, responses, texts
+
+    def samples_exactly(self) -> bool:
+        """Whether `PPOConfig.reuse_sampling_pass` applies: the model rollouts sample from computes what the update
+        computes (the training model itself or a merged copy in the weights' own dtype, no autocast, no dropout),
+        so the sampling pass's log-probs and values are the pre-update policy's up to floating-point noise."""
+        policy = self.accelerator.unwrap_model(self.model)
+        weights_dtype = next(policy.pretrained_model.parameters()).dtype
+        return (self.config.reuse_sampling_pass and policy.autocast_dtype is None
+                and policy.model_config.disable_dropout
+                and self.sampling_dtype in (None, weights_dtype))
+
+    def _weights_version(self) -> tuple[int, ...]:
+        """Changes with every in-place write to a trainable weight (optimizer steps, rollbacks, loaded states)."""
+        return tuple(p._version for p in self._params)
+
+    @torch.no_grad()
+    def _remember_sampling_pass(self, queries: list[torch.Tensor], responses: list[torch.Tensor],
+                                trace: SamplingTrace) -> None:
+        """Keep each sampled response's log-probs (as PPO scores them) and values for the next `step`."""
+        version = self._weights_version()
+        if version != self._sampled_at:  # older entries belong to other weights
+            self._sampled.clear()
+            self._sampled_at = version
+        policy = self.accelerator.unwrap_model(self.model)
+        device = self.accelerator.device
+        for query, response, logits, hidden in zip(queries, responses, trace.logits, trace.hidden, strict=True):
+            logprobs = logprobs_from_logits(self._scoring_logits(logits.to(device)), response.to(device))
+            values = policy.value_head(hidden.to(device)).squeeze(-1).float()
+            self._sampled[(tuple(query.tolist()), tuple(response.tolist()))] = (logprobs, values)
 
     @contextlib.contextmanager
     def sampling_model(self, reference: bool = False) -> Iterator[nn.Module]:
@@ -371,7 +412,7 @@ class PPOTrainer:
         """Phase 1: log-probs and values of the pre-update and reference policies, KL-shaped rewards, GAE."""
         cfg = self.config
         began = self._clock()
-        logprobs, values, mask = self.batched_forward_pass(queries, responses)
+        logprobs, values, mask, from_sampling = self._pre_update_statistics(queries, responses)
         policy_done = self._clock()
         ref_logprobs, _, _ = self.batched_forward_pass(queries, responses, reference=True)
         reference_done = self._clock()
@@ -380,12 +421,45 @@ class PPOTrainer:
         advantages, returns = compute_gae(rewards, values, mask, cfg.gamma, cfg.lam)
         if cfg.whiten_advantages:
             advantages = masked_whiten(advantages, mask)
-        rollout = RolloutStatistics(logprobs, values, ref_logprobs, mask, rewards, advantages, returns, scores, kl_coef)
+        rollout = RolloutStatistics(logprobs, values, ref_logprobs, mask, rewards, advantages, returns, scores, kl_coef,
+                                    from_sampling)
         seconds = {
             "time/update/rollout_stats": (policy_done - began) + (self._clock() - reference_done),
             "time/update/reference": reference_done - policy_done,
         }
         return rollout, seconds
+
+    def _pre_update_statistics(
+        self, queries: list[torch.Tensor], responses: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """Log-probs (B, R), values (B, R) and mask (B, R) of the pre-update policy, and the share of samples whose
+        statistics came from the sampling pass (`PPOConfig.reuse_sampling_pass`); a no-grad pass gives the rest."""
+        device = self.accelerator.device
+        width = max(int(r.numel()) for r in responses)
+        logprobs = torch.zeros(len(queries), width, device=device)
+        values = torch.zeros(len(queries), width, device=device)
+        mask = torch.zeros(len(queries), width, dtype=torch.long, device=device)
+        found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        if self._sampled and self._sampled_at == self._weights_version():
+            for i, (query, response) in enumerate(zip(queries, responses, strict=True)):
+                hit = self._sampled.get((tuple(query.tolist()), tuple(response.tolist())))
+                if hit is not None:
+                    found[i] = hit
+        self._sampled.clear()  # the update is about to change the weights
+        self._sampled_at = None
+        missing = [i for i in range(len(queries)) if i not in found]
+        if missing:
+            pass_logprobs, pass_values, _ = self.batched_forward_pass([queries[i] for i in missing],
+                                                                      [responses[i] for i in missing])
+            rows = torch.tensor(missing, device=device)
+            logprobs[rows, : pass_logprobs.shape[1]] = pass_logprobs
+            values[rows, : pass_values.shape[1]] = pass_values
+        for i, (row_logprobs, row_values) in found.items():
+            logprobs[i, : row_logprobs.numel()] = row_logprobs
+            values[i, : row_values.numel()] = row_values
+        for i, response in enumerate(responses):
+            mask[i, : int(response.numel())] = 1
+        return logprobs * mask, values * mask, mask, len(found) / len(queries)
 
     def _run_epochs(
         self, queries: list[torch.Tensor], responses: list[torch.Tensor], rollout: RolloutStatistics
@@ -393,13 +467,15 @@ class PPOTrainer:
         """Phase 2: `ppo_epochs` passes of shuffled mini-batch updates, each followed by the update guard.
 
         The guard (`training.ppo.update_guard`) decides after every epoch (only after the last one when neither
-        `target_kl` nor `max_kl` is set) from the approximate KL between the sampling policy and the current one on
-        the whole batch. When one optimizer step holds the whole batch, the next epoch's forward runs at exactly the
-        weights the epoch left, so it is the measurement (decided before that step is applied) and no pass of its
-        own is needed; otherwise a no-grad pass over the batch measures it. (Measuring on one optimizer step's
-        samples instead was tried and rejected: on the main recipe's batch, 4 samples read a KL of 3.1 after an
-        epoch whose mini-batches averaged 0.07, and rolled the update back.) A non-finite loss or gradient rolls
-        the update back too; a rolled-back update restores the snapshot taken here.
+        `target_kl` nor `max_kl` is set) from an approximate KL between the sampling policy and the current one.
+        When one optimizer step holds the whole batch, the next epoch's forward runs at exactly the weights the
+        epoch left, so it is the measurement (decided before that step is applied). Otherwise the reading is
+        `PPOConfig.kl_guard_measure`'s: the token-weighted KL the epoch's own mini-batch forwards read before
+        their optimizer steps ("minibatches", no pass of its own), or a no-grad pass over the batch after the
+        epoch ("batch"). (One optimizer step's samples alone were tried and rejected: on the main recipe's batch,
+        4 samples read a KL of 3.1 after an epoch whose mini-batches averaged 0.07, and rolled the update back.)
+        A non-finite loss or gradient rolls the update back too; a rolled-back update restores the snapshot taken
+        here.
         """
         cfg = self.config
         snapshot = UpdateSnapshot(self._params, self.optimizer)
@@ -416,11 +492,13 @@ class PPOTrainer:
             chunks = optimizer_step_chunks(lengths, samples_per_optimizer_step, self._shuffle_rng,
                                            cfg.group_by_length)
             stopped = False
+            epoch_kl, epoch_tokens = 0.0, 0.0
             for first, chunk in enumerate(chunks):
                 progress.update(1)
                 group = [chunk[m : m + cfg.mini_batch_size] for m in range(0, len(chunk), cfg.mini_batch_size)]
                 step_stats: dict[str, list[float]] = defaultdict(list)
-                finite, group_kl = self._accumulate_gradients(group, queries, responses, rollout, step_stats)
+                finite, group_kl, group_tokens = self._accumulate_gradients(group, queries, responses, rollout,
+                                                                            step_stats)
                 if finite and guarded and epoch > 0 and first == 0 and one_step_per_epoch:
                     # The whole batch, at the weights the previous epoch left: the guard's measurement, free.
                     outcome.approxkl = group_kl
@@ -435,6 +513,7 @@ class PPOTrainer:
                     outcome.rolled_back_nonfinite, outcome.early_stop_epoch = True, epoch
                     stopped = True
                     break
+                epoch_kl, epoch_tokens = epoch_kl + group_kl * group_tokens, epoch_tokens + group_tokens
                 for name, values in step_stats.items():
                     outcome.minibatch_stats[name].extend(values)
             outcome.minibatch_seconds += self._clock() - began
@@ -444,9 +523,12 @@ class PPOTrainer:
             last = epoch == cfg.ppo_epochs - 1
             if not last and (not guarded or one_step_per_epoch):
                 continue  # measured by the next epoch's forward, or not at all
-            began = self._clock()
-            outcome.approxkl = self._measure_kl(everything, queries, responses, rollout)
-            outcome.kl_check_seconds += self._clock() - began
+            if cfg.kl_guard_measure == "batch":
+                began = self._clock()
+                outcome.approxkl = self._measure_kl(everything, queries, responses, rollout)
+                outcome.kl_check_seconds += self._clock() - began
+            else:
+                outcome.approxkl = self._reduce(epoch_kl / max(epoch_tokens, 1.0))
             decision = kl_guard(outcome.approxkl, cfg.target_kl, cfg.max_kl)
             if decision is GuardDecision.ROLL_BACK:
                 outcome.rolled_back_kl, outcome.early_stop_epoch = True, epoch
@@ -476,12 +558,12 @@ class PPOTrainer:
         responses: Sequence[torch.Tensor],
         rollout: RolloutStatistics,
         stats: dict[str, list[float]],
-    ) -> tuple[bool, float]:
+    ) -> tuple[bool, float, float]:
         """Forward and backward over the mini-batches of one optimizer step (`group`), accumulating gradients.
 
-        Returns whether every loss was finite (on every process) and the approximate KL between the sampling
-        policy and the weights these forwards ran at, per response token over the whole group (the guard's
-        measurement). Nothing is applied: `_apply_gradients` does that.
+        Returns whether every loss was finite (on every process), the approximate KL between the sampling policy
+        and the weights these forwards ran at, per response token over the whole group (the guard's reading), and
+        this process's response tokens in the group. Nothing is applied: `_apply_gradients` does that.
 
         Each mini-batch is packed to its own longest query and response, so its rollout statistics are sliced to
         that width (`[:, :width]`): responses are right-padded, so the first `width` columns are all of them.
@@ -512,7 +594,7 @@ class PPOTrainer:
                 finite = self._reduce(torch.isfinite(loss).float()) == 1.0  # every process must agree
                 if not finite:
                     self.optimizer.zero_grad(set_to_none=True)
-                    return False, math.nan
+                    return False, math.nan, 0.0
                 self.accelerator.backward(loss / len(group))
             mb_tokens = float(mask.sum())
             kl_sum, tokens = kl_sum + float(mb_kl) * mb_tokens, tokens + mb_tokens
@@ -521,7 +603,7 @@ class PPOTrainer:
                               ("ppo/policy/clipfrac", pg_clipfrac), ("ppo/val/vpred", masked_mean(vpred, mask)),
                               ("ppo/val/clipfrac", vf_clipfrac)):
                 stats[name].append(float(val.detach()))
-        return True, self._reduce(kl_sum / max(tokens, 1.0))
+        return True, self._reduce(kl_sum / max(tokens, 1.0)), tokens
 
     def _apply_gradients(self, stats: dict[str, list[float]]) -> bool:
         """Clip the accumulated gradients and take the optimizer step. False (nothing applied) if the gradient norm
@@ -559,6 +641,7 @@ class PPOTrainer:
             "tokens/response_len_mean": self._reduce(maskf.sum(1).mean()),
             "objective/kl": objective_kl,
             "objective/kl_coef": rollout.kl_coef,
+            "ppo/old_stats_from_sampling": self._reduce(rollout.from_sampling),
             "update/accepted": float(outcome.accepted),
             "update/rolled_back_kl": float(outcome.rolled_back_kl),
             "update/rolled_back_nonfinite": float(outcome.rolled_back_nonfinite),
