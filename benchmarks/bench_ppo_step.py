@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from agents.auto_user.models import SMOLLM2_ALIAS, resolve_model
 from agents.auto_user.precision import autocast_dtype, resolve_precision
@@ -68,17 +69,26 @@ def forward_flops(policy: torch.nn.Module, batch: int, seq_len: int, logits_to_k
     return 2 * block_weights * tokens + attention + 2 * head.numel() * batch * logits_to_keep
 
 
-def step_flops(policy: torch.nn.Module, args: argparse.Namespace, metrics: dict, mini_batch: int) -> float:
-    """Model FLOPs of the passes one `PPOTrainer.step` makes on fixed-length samples: the old and reference
-    log-prob passes, each epoch run (forward, plus a backward of about one forward for LoRA, whose frozen weights
-    get no gradient, two for full fine-tuning), and the update guard's no-grad pass over the batch after each epoch
-    (after the last one only, when one optimizer step holds the whole batch: the next epoch's forward measures)."""
+def step_flops(policy: torch.nn.Module, args: argparse.Namespace, metrics: dict, pc: PPOConfig) -> float:
+    """Model FLOPs of the passes one `PPOTrainer.step` makes on fixed-length samples: the old log-prob pass over the
+    samples sampling did not give (`ppo/old_stats_from_sampling`), the reference pass, each epoch run (forward,
+    plus a backward of about one forward for LoRA, whose frozen weights get no gradient, two for full
+    fine-tuning), and, with `kl_guard_measure: batch`, the update guard's no-grad pass over the batch after each
+    epoch (after the last one only, when one optimizer step holds the whole batch: the next epoch's forward
+    measures)."""
     seq, keep = args.query_len + args.response_len, args.response_len + 1
     batch_pass = forward_flops(policy, args.batch, seq, keep)
     epochs = metrics["update/epochs_completed"] or metrics["update/early_stop_epoch"] + 1
     backward = 1.0 if args.lora else 2.0
-    guard_passes = 1 if mini_batch >= args.batch else epochs
-    return 2 * batch_pass + epochs * (1 + backward) * batch_pass + guard_passes * batch_pass
+    old_pass = 1.0 - metrics.get("ppo/old_stats_from_sampling", 0.0)
+    guard_passes = 0 if pc.kl_guard_measure == "minibatches" else 1 if pc.mini_batch_size >= args.batch else epochs
+    return (old_pass + 1) * batch_pass + epochs * (1 + backward) * batch_pass + guard_passes * batch_pass
+
+
+def _ppo_overrides(overrides: list[str]) -> dict:
+    """``--set KEY=VALUE`` pairs as PPOConfig keyword arguments (values parsed as YAML scalars)."""
+    pairs = [item.split("=", 1) for item in overrides]
+    return {key: yaml.safe_load(value) for key, value in pairs}
 
 
 def _prompts(batch: int) -> list[str]:
@@ -99,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ppo-epochs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3, help="measured iterations (after one warm-up)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a PPOConfig field, e.g. --set kl_guard_measure=batch --set reuse_sampling_pass=false")
     parser.add_argument("--precision", nargs="+", choices=["no", "bf16", "auto"], default=["no"],
                         help="hardware.mixed_precision setting(s) to measure")
     args = parser.parse_args(argv)
@@ -135,7 +147,8 @@ def _measure(args: argparse.Namespace, path: str | Path, precision: str = "no") 
         max_response_length=args.response_len,
         stop_at_newline=False,
     )
-    pc = PPOConfig(mini_batch_size=min(args.mini_batch, args.batch), ppo_epochs=args.ppo_epochs)
+    pc = PPOConfig(mini_batch_size=min(args.mini_batch, args.batch), ppo_epochs=args.ppo_epochs,
+                   **_ppo_overrides(args.overrides))
     trainer = PPOTrainer(mc, pc)
     mode, why = resolve_precision(precision, trainer.accelerator.device)
     trainer.policy.autocast_dtype = autocast_dtype(mode)
@@ -155,7 +168,7 @@ def _measure(args: argparse.Namespace, path: str | Path, precision: str = "no") 
             step_s.append(t_step)
             gen_tokens.append(sum(int(r.numel()) for r in responses))
             early.append(metrics["update/early_stop_epoch"])
-            flops.append(step_flops(trainer.policy, args, metrics, pc.mini_batch_size))
+            flops.append(step_flops(trainer.policy, args, metrics, pc))
     n_trainable = sum(p.numel() for _, p in trainer.policy.trainable_named_parameters())
     n_total = sum(p.numel() for p in trainer.policy.parameters())
 
@@ -171,6 +184,8 @@ def _measure(args: argparse.Namespace, path: str | Path, precision: str = "no") 
         "response_len": args.response_len,
         "mean_response_tokens": sum(gen_tokens) / len(gen_tokens) / args.batch,
         "ppo_epochs": args.ppo_epochs,
+        "overrides": args.overrides,
+        "old_stats_from_sampling": metrics.get("ppo/old_stats_from_sampling"),
         "steps": args.steps,
         "sec_per_ppo_step": round(mean_step, 4),
         "sec_per_generate": round(mean_gen, 4),

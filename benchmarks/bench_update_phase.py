@@ -3,9 +3,10 @@
 Builds a batch the way an epoch of the main command does (configs/ppo_training_config.yaml: its environment, its
 model and its PPO settings): scripted happy-path travellers talk to the rule agent on generated objectives, every
 state string the policy would receive is a query (truncated to `model.max_query_length` tokens as the trainer does),
-the traveller's next message (up to `model.max_response_length` tokens) is its response, scores are seeded noise.
-Then one `PPOTrainer.step` on that batch is timed by phase (`time/update/*`). Same samples every run, so two code
-versions can be compared back to back:
+and the response is what the policy samples there (`PPOTrainer.generate`, as a rollout does, untimed), except for
+a `--replayed` share whose response is the traveller's scripted message instead, as the replay buffer mixes in
+samples the current weights did not sample; scores are seeded noise. Then one `PPOTrainer.step` on that batch is
+timed by phase (`time/update/*`). Same samples every run, so two code versions can be compared back to back:
 
     python benchmarks/bench_update_phase.py --samples 56 --threads 2
     python benchmarks/bench_update_phase.py --samples 56 --threads 2 --set ppo.group_by_length=true
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--config", default=str(ROOT / "configs" / "ppo_training_config.yaml"))
     parser.add_argument("--samples", type=int, default=112, help="batch size (the main command's epochs: 95-115)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--replayed", type=float, default=0.2,
+                        help="share of samples not sampled by the policy (the main recipe replays 0.25 x fresh = 0.2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override KEY=VALUE")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -81,8 +84,15 @@ def main(argv: list[str] | None = None) -> dict:
     mode, _ = resolve_precision(config.hardware.mixed_precision, trainer.accelerator.device)
     trainer.policy.autocast_dtype = autocast_dtype(mode)
     tokenizer, mc = trainer.tokenizer, config.model
-    queries = [torch.tensor(tokenizer(state)["input_ids"][-mc.max_query_length :]) for state, _ in pairs]
-    responses = [torch.tensor(tokenizer(" " + message)["input_ids"][: mc.max_response_length]) for _, message in pairs]
+    sampled = len(pairs) - round(args.replayed * len(pairs))
+    queries, responses = [], []
+    for start in range(0, sampled, config.ppo.num_envs):  # batched as rollouts batch them
+        states = [state for state, _ in pairs[start : min(start + config.ppo.num_envs, sampled)]]
+        batch_queries, batch_responses, _ = trainer.generate(states)
+        queries, responses = queries + batch_queries, responses + batch_responses
+    for state, message in pairs[sampled:]:
+        queries.append(torch.tensor(tokenizer(state)["input_ids"][-mc.max_query_length :]))
+        responses.append(torch.tensor(tokenizer(" " + message)["input_ids"][: mc.max_response_length]))
     noise = random.Random(0)
     scores = [noise.uniform(-1, 1) for _ in pairs]
     began = time.perf_counter()
@@ -95,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": mode,
         "torch_threads": torch.get_num_threads(),
         "samples": len(pairs),
+        "replayed": len(pairs) - sampled,
+        "old_stats_from_sampling": metrics.get("ppo/old_stats_from_sampling"),
         "query_tokens_mean": round(sum(int(q.numel()) for q in queries) / len(queries), 1),
         "response_tokens_mean": round(sum(int(r.numel()) for r in responses) / len(responses), 1),
         "wall_s": round(wall, 2),

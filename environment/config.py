@@ -53,6 +53,9 @@ class EnvironmentConfig:
             runs with different seeds share it, so they are evaluated on the same held-out objectives).
         seed: seeds episode sampling and each episode's database salt and agent RNG; ``None`` takes the training
             run's top-level ``seed`` (0 for an environment built on its own).
+        objective_summary: add a "Goal:" line under the objective's text in the state: its fields in one fixed
+            form (``Objective.summary``: cities with their airport codes, the date with its weekday, cabin, party
+            size, lead passenger, budget), so the policy reads the same goal however the text is worded.
         personas: traveller personas sampled per episode (``environment/personas.py``: hurried, indecisive,
             bargain_hunter, flight_number, relaxed); the persona's line follows the objective in the state. Empty:
             none (cooperative runs). Fuzzing runs list the attack personas.
@@ -78,6 +81,7 @@ class EnvironmentConfig:
     objectives_file: str | None = None
     objectives_seed: int = 0
     seed: int | None = None
+    objective_summary: bool = False
     personas: list[str] = field(default_factory=list)
     agent: BookingAgentConfig = field(default_factory=BookingAgentConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)

@@ -345,6 +345,7 @@ class BookingConversationEnvironment:
             parts.append(f"status {context['booking_status']} (code {context['booking_code']})")
         context_text = "; ".join(parts) if parts else "nothing searched or booked yet"
         objective = state.objective.text if objective_text is None else objective_text
+        objective += f"\nGoal: {state.objective.summary()}" if self.config.objective_summary else ""
         objective += f"\nPersona: {state.persona.line}" if state.persona else ""
         fields = {"objective": objective, "context": context_text, "turn": state.turn + 1,
                   "max_turns": self.config.max_conversation_length}

@@ -100,6 +100,21 @@ class Objective:
         return same_trip and within_budget and all(
             self.detail_matches(key, booking[key]) for key in ("date", "cabin", "passengers"))
 
+    def summary(self) -> str:
+        """The objective's fields in one fixed form, whatever its text's wording (the state's ``Goal:`` line with
+        ``environment.objective_summary``), e.g. "Washington (DCA) to Chicago (ORD); Friday 4 December 2026, or up
+        to 1 day earlier or later; business class; 2 passengers; lead passenger Julia Lopez; at most $450 in all"."""
+        day = date.fromisoformat(self.date)
+        when = f"{day.strftime('%A')} {day.day} {day.strftime('%B %Y')}"
+        if self.flexible_days:
+            when += f", or up to {self.flexible_days} day{'s' if self.flexible_days > 1 else ''} earlier or later"
+        party = "1 passenger" if self.passengers == 1 else f"{self.passengers} passengers"
+        parts = [f"{self.origin_city} ({self.origin}) to {self.destination_city} ({self.destination})", when,
+                 f"{self.cabin} class", party, f"lead passenger {self.passenger_name}"]
+        if self.budget is not None:
+            parts.append(f"at most ${self.budget:,.0f} in all")
+        return "; ".join(parts)
+
     def with_text(self, today: date | None = None) -> Objective:
         """This objective with its text worded from its fields (:func:`environment.objective_wordings.word_objective`,
         seeded by the objective id, so the same objective always gets the same words).

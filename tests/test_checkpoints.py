@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -252,3 +253,15 @@ def test_resume_of_a_hostile_checkpoint_exits_2_before_the_model_loads(tiny_two_
 def test_a_saved_checkpoint_has_no_scheduler_entry(tiny_two_epoch_run) -> None:
     state = json.loads((tiny_two_epoch_run / "checkpoint-2" / "trainer_state.json").read_text())
     assert "scheduler" not in state and state["optimizer"] == "optimizer.pt"
+
+
+def test_the_training_log_times_each_update_phase(tiny_two_epoch_run) -> None:
+    """Each epoch's log has a line with the update's samples per second and its phases, and says how many of the
+    pre-update log-probs the sampling pass gave (the first epoch has no replay, so all of them or, where sampling
+    runs in bf16, none)."""
+    log = next((tiny_two_epoch_run / "logs").glob("ppo_training_*.log")).read_text()
+    pattern = (r"epoch (\d) update \| (\d+) samples, [\d.]+/s \| old log-probs [\d.]+s \((\d+)% kept from sampling\) "
+               r"\| reference [\d.]+s \| mini-batches [\d.]+s \| KL check [\d.]+s")
+    lines = re.findall(pattern, log)
+    assert [epoch for epoch, _, _ in lines] == ["1", "2"], log[-2000:]
+    assert int(lines[0][1]) > 0 and lines[0][2] in ("100", "0")

@@ -114,3 +114,36 @@ def test_heldout_rewordings_file(template_db: Path, objectives: list[Objective],
 
     assert [o.to_dict() for o in heldout_rewordings(EnvironmentConfig(db_path=str(template_db)))] == \
         [o.to_dict() for o in loaded]
+
+
+def test_the_goal_line_reads_the_same_however_the_objective_is_worded(template_db: Path, objectives, tmp_path):
+    """``environment.objective_summary``: the state carries the objective's fields in one fixed form under its
+    text, cities beside their codes, so a user's own wording ("need flt DFW>ORD 1/1") and the generator's give
+    the policy the same goal line; off (the default), no such line."""
+    import asyncio
+    import dataclasses
+
+    from agents.booking import BookingAgentConfig
+    from environment.conversation import BookingConversationEnvironment
+
+    objective = next(o for o in objectives if o.budget is not None and o.flexible_days)
+    terse = dataclasses.replace(objective, text=f"need flt {objective.origin}>{objective.destination} asap")
+    states = {}
+    for summary in (True, False):
+        config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path / str(summary)),
+                                   objective_summary=summary, agent=BookingAgentConfig(transport="inprocess"))
+        env = BookingConversationEnvironment(config)
+        for version in (objective, terse):
+            env.reset(objective=version, seed=0)
+            states[summary, version.text] = env.format_state()
+            assert env.state_is_complete(states[summary, version.text])
+        asyncio.run(env.aclose())
+    goal_lines = {text: [line for line in state.splitlines() if line.startswith("Goal: ")]
+                  for (summary, text), state in states.items() if summary}
+    assert goal_lines[objective.text] == goal_lines[terse.text] and len(goal_lines[terse.text]) == 1
+    goal = goal_lines[terse.text][0]
+    for value in (f"{objective.origin_city} ({objective.origin})", f"({objective.destination})",
+                  objective.passenger_name, f"{objective.cabin} class", f"${objective.budget:,.0f}",
+                  f"{objective.flexible_days} day"):
+        assert value in goal, (value, goal)
+    assert not any("Goal: " in state for (summary, _), state in states.items() if not summary)

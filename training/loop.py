@@ -417,6 +417,12 @@ class TrainingRun:
                 "rollout %.1fs update %.1fs", epoch, metrics["env/reward_mean"], metrics["env/success_rate"],
                 metrics["env/hallucination_rate"], "kept" if metrics["update/accepted"] else "rolled back",
                 metrics["objective/kl"], metrics["time/rollout"], metrics["time/update/total"])
+            logger.info(
+                "epoch %d update | %d samples, %.2f/s | old log-probs %.1fs (%.0f%% kept from sampling) | "
+                "reference %.1fs | mini-batches %.1fs | KL check %.1fs", epoch, metrics["ppo/batch_size"],
+                metrics["time/update_samples_per_second"], metrics["time/update/rollout_stats"],
+                100 * metrics["ppo/old_stats_from_sampling"], metrics["time/update/reference"],
+                metrics["time/update/minibatches"], metrics["time/update/kl_check"])
         for name, value in metrics.items():
             if isinstance(value, int | float) and name != "epoch":
                 self.writer.add_scalar(name, value, epoch)
