@@ -8,7 +8,8 @@ a `--replayed` share whose response is the traveller's scripted message instead,
 samples the current weights did not sample; scores are seeded noise. Then one `PPOTrainer.step` on that batch is
 timed by phase (`time/update/*`). Same samples every run, so two code versions can be compared back to back:
 
-    python benchmarks/bench_update_phase.py --samples 56 --threads 2
+    python benchmarks/bench_update_phase.py --samples 56 --threads 2      # a later update: 20 % replayed
+    python benchmarks/bench_update_phase.py --samples 56 --threads 2 --replayed 0 --updates-before 0  # the first
     python benchmarks/bench_update_phase.py --samples 56 --threads 2 --set ppo.group_by_length=true
 
 The default model is the embedded SmolLM2-135M-Instruct (the main command's).
@@ -65,13 +66,33 @@ async def _conversations(config, samples: int, workdir: Path) -> list[tuple[str,
     return pairs
 
 
+def _batch(trainer: PPOTrainer, pairs: list[tuple[str, str]], replayed: float,
+           num_envs: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Queries and responses: the policy's samples on the states (batched as rollouts batch them), except for the
+    last ``replayed`` share, whose response is the traveller's scripted message."""
+    mc, tokenizer = trainer.model_config, trainer.tokenizer
+    sampled = len(pairs) - round(replayed * len(pairs))
+    queries, responses = [], []
+    for start in range(0, sampled, num_envs):
+        states = [state for state, _ in pairs[start : min(start + num_envs, sampled)]]
+        batch_queries, batch_responses, _ = trainer.generate(states)
+        queries, responses = queries + batch_queries, responses + batch_responses
+    for state, message in pairs[sampled:]:
+        queries.append(torch.tensor(tokenizer(state)["input_ids"][-mc.max_query_length :]))
+        responses.append(torch.tensor(tokenizer(" " + message)["input_ids"][: mc.max_response_length]))
+    return queries, responses
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "configs" / "ppo_training_config.yaml"))
     parser.add_argument("--samples", type=int, default=112, help="batch size (the main command's epochs: 95-115)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--replayed", type=float, default=0.2,
-                        help="share of samples not sampled by the policy (the main recipe replays 0.25 x fresh = 0.2)")
+                        help="share of samples not sampled by the policy (the main recipe replays 0.25 x fresh = 0.2 "
+                             "from its second update on; its first has nothing to replay: --replayed 0)")
+    parser.add_argument("--updates-before", type=int, default=1,
+                        help="untimed updates first (0: the first update, from a fresh adapter)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override KEY=VALUE")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -83,18 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = PPOTrainer(model_config, config.ppo)
     mode, _ = resolve_precision(config.hardware.mixed_precision, trainer.accelerator.device)
     trainer.policy.autocast_dtype = autocast_dtype(mode)
-    tokenizer, mc = trainer.tokenizer, config.model
-    sampled = len(pairs) - round(args.replayed * len(pairs))
-    queries, responses = [], []
-    for start in range(0, sampled, config.ppo.num_envs):  # batched as rollouts batch them
-        states = [state for state, _ in pairs[start : min(start + config.ppo.num_envs, sampled)]]
-        batch_queries, batch_responses, _ = trainer.generate(states)
-        queries, responses = queries + batch_queries, responses + batch_responses
-    for state, message in pairs[sampled:]:
-        queries.append(torch.tensor(tokenizer(state)["input_ids"][-mc.max_query_length :]))
-        responses.append(torch.tensor(tokenizer(" " + message)["input_ids"][: mc.max_response_length]))
     noise = random.Random(0)
     scores = [noise.uniform(-1, 1) for _ in pairs]
+    for _ in range(args.updates_before):  # untimed: the adapter is no longer a no-op after the first
+        trainer.step(*_batch(trainer, pairs, args.replayed, config.ppo.num_envs), scores)
+    queries, responses = _batch(trainer, pairs, args.replayed, config.ppo.num_envs)
     began = time.perf_counter()
     metrics = trainer.step(queries, responses, scores)
     wall = time.perf_counter() - began
@@ -105,8 +119,10 @@ def main(argv: list[str] | None = None) -> dict:
         "precision": mode,
         "torch_threads": torch.get_num_threads(),
         "samples": len(pairs),
-        "replayed": len(pairs) - sampled,
+        "replayed": round(args.replayed * len(pairs)),
+        "updates_before": args.updates_before,
         "old_stats_from_sampling": metrics.get("ppo/old_stats_from_sampling"),
+        "reference_is_policy": metrics.get("ppo/reference_is_policy"),
         "query_tokens_mean": round(sum(int(q.numel()) for q in queries) / len(queries), 1),
         "response_tokens_mean": round(sum(int(r.numel()) for r in responses) / len(responses), 1),
         "wall_s": round(wall, 2),

@@ -125,6 +125,7 @@ def test_step_is_textbook_ppo_and_the_guard_changes_nothing_it_does_not_decide(
                            queries, responses, scores)
     assert metrics["update/accepted"] == 1.0 and metrics["update/epochs_completed"] == trainer.config.ppo_epochs
     assert metrics["ppo/old_stats_from_sampling"] == 1.0  # the reference recomputes what sampling gave the trainer
+    assert metrics["ppo/reference_is_policy"] == 1.0  # a fresh adapter: the textbook's reference pass, skipped
     assert metrics["ppo/loss/total"] == pytest.approx(sum(losses) / len(losses), rel=1e-4, abs=1e-6)
     got, want = _trainable(trainer.policy), _trainable(reference)
     assert got.keys() == want.keys()
@@ -244,3 +245,23 @@ def test_only_what_this_policy_sampled_is_kept(model_dir: Path) -> None:
     trainer.sampling_dtype = torch.bfloat16
     assert not trainer.samples_exactly()
     assert trainer.step(*_batch(trainer, 8))["ppo/old_stats_from_sampling"] == 0.0
+
+
+def test_the_reference_pass_is_skipped_only_while_the_adapter_adds_nothing(model_dir: Path) -> None:
+    """A fresh LoRA adapter (every lora_B zero) computes exactly what the reference computes, so its log-probs are
+    the reference's; once an update has moved it, the reference pass runs and reads a KL above zero."""
+    trainer = _trainer(model_dir, ppo_epochs=1)
+    policy = trainer.policy
+    queries, responses, scores = _batch(trainer)
+    assert policy.adapter_is_identity()
+    mb = pack(queries, responses, trainer.tokenizer.pad_token_id, "cpu")
+    with torch.no_grad():
+        logits, _ = policy(mb.input_ids, mb.attention_mask, mb.position_ids, mb.logits_to_keep)
+        reference = policy.reference_logits(mb.input_ids, mb.attention_mask, mb.position_ids, mb.logits_to_keep)
+    assert torch.equal(logits, reference)
+    first = trainer.step(queries, responses, scores)
+    assert first["ppo/reference_is_policy"] == 1.0 and first["objective/kl"] == 0.0
+    assert not policy.adapter_is_identity()
+    second = trainer.step(*_batch(trainer))
+    assert second["ppo/reference_is_policy"] == 0.0 and second["time/update/reference"] > 0.0
+    assert second["objective/kl"] != 0.0

@@ -418,11 +418,15 @@ def test_merged_sampling_follows_every_update(model_dirs: dict[str, Path]) -> No
 
 
 def test_step_times_each_phase(model_dirs: dict[str, Path]) -> None:
-    # A guard pass after the last epoch ("batch"), and statistics the trainer did not sample: every phase runs.
+    # A guard pass after the last epoch ("batch"), statistics the trainer did not sample, and an adapter that is no
+    # longer a no-op (the second update): every phase runs.
     pc = PPOConfig(mini_batch_size=4, learning_rate=1e-3, ppo_epochs=2, target_kl=None, max_kl=None,
                    kl_guard_measure="batch", reuse_sampling_pass=False)
     trainer = PPOTrainer(_model_config(model_dirs["gpt2"], use_lora=True), pc)
+    first = trainer.step(*_rollout(trainer))
+    assert first["ppo/reference_is_policy"] == 1.0
     metrics = trainer.step(*_rollout(trainer))
+    assert metrics["ppo/reference_is_policy"] == 0.0
     phases = [name for name in TIMING_METRICS if name != "time/update/total"]
     assert all(metrics[name] > 0 for name in TIMING_METRICS), {n: metrics[n] for n in TIMING_METRICS}
     # The phases are disjoint slices of the step, so they add up to no more than its total.

@@ -210,6 +210,18 @@ class PolicyWithValueHead(nn.Module):
         with self._autocast(input_ids.device):
             return self.ref_model(**kwargs, use_cache=False).logits.float()
 
+    @torch.no_grad()
+    def adapter_is_identity(self) -> bool:
+        """Whether the LoRA adapter adds exactly nothing (every ``lora_B`` is zero, as peft initialises a fresh one,
+        and it has no other trainable part): the policy then computes what the reference (the adapter disabled)
+        computes, e.g. at the first PPO update from a merged warm start."""
+        if not self.is_peft:
+            return False
+        adapter = [(name, p) for name, p in self.pretrained_model.named_parameters() if p.requires_grad]
+        if not adapter or any(".lora_A." not in name and ".lora_B." not in name for name, _ in adapter):
+            return False
+        return not any(bool(p.any()) for name, p in adapter if ".lora_B." in name)
+
     @contextlib.contextmanager
     def reference_generator(self) -> Iterator[nn.Module]:
         """The reference policy as a model to sample from: the LoRA adapter disabled, or the frozen copy."""

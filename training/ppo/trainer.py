@@ -2,8 +2,8 @@
 
 One `step` reads top to bottom as four phases, each timed into `time/update/<phase>`:
 
-    rollout statistics   old log-probs and values (kept from the sampling pass, or one pass), reference log-probs,
-                         KL-shaped rewards, GAE
+    rollout statistics   old log-probs and values (kept from the sampling pass, or one pass), reference log-probs
+                         (one pass, unless the adapter is still a no-op), KL-shaped rewards, GAE
     PPO epochs           shuffled mini-batch updates; after each epoch the update guard reads the KL to the sampling
                          policy (`training.ppo.update_guard`) and goes on, stops early, or rolls the update back
     KL controller        one update per step from the rollouts' KL to the reference
@@ -86,6 +86,7 @@ BATCH_METRICS: tuple[str, ...] = (
     "objective/kl",  # KL(policy || reference) per sequence, over the rollouts
     "objective/kl_coef",  # the KL coefficient the rewards were shaped with
     "ppo/old_stats_from_sampling",  # share of samples whose pre-update log-probs and values the sampling pass gave
+    "ppo/reference_is_policy",  # 1 when the adapter was still a no-op, so the reference pass was not needed
 )
 #: What the update guard decided (`training.ppo.update_guard`); about the PPO update, not about bookings.
 UPDATE_GUARD_METRICS: tuple[str, ...] = (
@@ -99,7 +100,7 @@ UPDATE_GUARD_METRICS: tuple[str, ...] = (
 #: Seconds spent in each phase of one `step`.
 TIMING_METRICS: tuple[str, ...] = (
     "time/update/rollout_stats",  # old log-probs and values (a no-grad pass over what sampling did not give), GAE
-    "time/update/reference",  # reference log-probs (one no-grad pass, adapter disabled)
+    "time/update/reference",  # reference log-probs (one no-grad pass, adapter disabled; none while it is a no-op)
     "time/update/minibatches",  # mini-batch forward/backward and optimizer steps, all epochs
     "time/update/kl_check",  # the update guard's no-grad passes after the epochs (kl_guard_measure "batch")
     "time/update/total",
@@ -129,6 +130,7 @@ class RolloutStatistics(NamedTuple):
     scores: torch.Tensor  # (B,)
     kl_coef: float
     from_sampling: float = 0.0  # share of samples whose `logprobs` and `values` the sampling pass gave
+    reference_is_policy: bool = False  # the adapter was still a no-op: `ref_logprobs` are `logprobs`, no pass
 
 
 @dataclass
@@ -414,7 +416,12 @@ class PPOTrainer:
         began = self._clock()
         logprobs, values, mask, from_sampling = self._pre_update_statistics(queries, responses)
         policy_done = self._clock()
-        ref_logprobs, _, _ = self.batched_forward_pass(queries, responses, reference=True)
+        # A fresh adapter adds nothing: the policy is the reference, and the reference pass would repeat `logprobs`.
+        reference_is_policy = self.accelerator.unwrap_model(self.model).adapter_is_identity()
+        if reference_is_policy:
+            ref_logprobs = logprobs.clone()
+        else:
+            ref_logprobs, _, _ = self.batched_forward_pass(queries, responses, reference=True)
         reference_done = self._clock()
         kl_coef = self.kl_ctl.value
         rewards = per_token_rewards(scores, logprobs, ref_logprobs, mask, kl_coef)  # (B, R)
@@ -422,7 +429,7 @@ class PPOTrainer:
         if cfg.whiten_advantages:
             advantages = masked_whiten(advantages, mask)
         rollout = RolloutStatistics(logprobs, values, ref_logprobs, mask, rewards, advantages, returns, scores, kl_coef,
-                                    from_sampling)
+                                    from_sampling, reference_is_policy)
         seconds = {
             "time/update/rollout_stats": (policy_done - began) + (self._clock() - reference_done),
             "time/update/reference": reference_done - policy_done,
@@ -642,6 +649,7 @@ class PPOTrainer:
             "objective/kl": objective_kl,
             "objective/kl_coef": rollout.kl_coef,
             "ppo/old_stats_from_sampling": self._reduce(rollout.from_sampling),
+            "ppo/reference_is_policy": float(rollout.reference_is_policy),
             "update/accepted": float(outcome.accepted),
             "update/rolled_back_kl": float(outcome.rolled_back_kl),
             "update/rolled_back_nonfinite": float(outcome.rolled_back_nonfinite),
