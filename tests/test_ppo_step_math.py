@@ -224,7 +224,6 @@ def test_statistics_kept_from_sampling_give_the_update_a_pass_gives(model_dir: P
     assert all(torch.equal(a, b) for a, b in zip(batch[1], recomputed_batch[1], strict=True))
     with_kept, with_pass = kept.step(*batch), recomputed.step(*batch)
     assert with_kept["ppo/old_stats_from_sampling"] == 1.0 and with_pass["ppo/old_stats_from_sampling"] == 0.0
-    assert with_kept["time/update/rollout_stats"] < with_pass["time/update/rollout_stats"]
     for name in ("ppo/loss/total", "ppo/val/vpred", "ppo/returns/mean", "objective/kl"):
         assert with_kept[name] == pytest.approx(with_pass[name], rel=1e-4, abs=1e-6), name
     for name, value in _trainable(recomputed.policy).items():
