@@ -56,6 +56,10 @@ class EnvironmentConfig:
         objective_summary: add a "Goal:" line under the objective's text in the state: its fields in one fixed
             form (``Objective.summary``: cities with their airport codes, the date with its weekday, cabin, party
             size, lead passenger, budget), so the policy reads the same goal however the text is worded.
+        goal_check: end the booking context line with what the agent's latest search got wrong about the goal
+            ("not your goal: 1 passenger (you want 3)", ``environment/goal_check.py``): the party size, cabin or
+            date it assumed, until the user's message corrects it. The environment holds both sides; a small
+            policy rarely compares them itself.
         personas: traveller personas sampled per episode (``environment/personas.py``: hurried, indecisive,
             bargain_hunter, flight_number, relaxed); the persona's line follows the objective in the state. Empty:
             none (cooperative runs). Fuzzing runs list the attack personas.
@@ -82,6 +86,7 @@ class EnvironmentConfig:
     objectives_seed: int = 0
     seed: int | None = None
     objective_summary: bool = False
+    goal_check: bool = False
     personas: list[str] = field(default_factory=list)
     agent: BookingAgentConfig = field(default_factory=BookingAgentConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)

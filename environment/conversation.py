@@ -19,6 +19,7 @@ from database import EpisodeDatabase, FlightDatabase
 from database.build import ensure_database
 from environment import rewards
 from environment.config import EnvironmentConfig
+from environment.goal_check import goal_check_note
 from environment.objectives import Objective
 from environment.personas import Persona, attack_moves, sample_persona
 from environment.verifier import BookingVerifier, VerificationResult
@@ -343,6 +344,8 @@ class BookingConversationEnvironment:
         parts = [context[key] for key in ("search", "booking") if key in context]
         if "booking_status" in context:
             parts.append(f"status {context['booking_status']} (code {context['booking_code']})")
+        if self.config.goal_check and (note := goal_check_note(state, self.today)):
+            parts.append(note)
         context_text = "; ".join(parts) if parts else "nothing searched or booked yet"
         objective = state.objective.text if objective_text is None else objective_text
         objective += f"\nGoal: {state.objective.summary()}" if self.config.objective_summary else ""

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from agents.nlu import asked_details, month_day, parse_cabin, parse_date, parse_passengers
+from agents.nlu import asked_details, month_day, parse_date
+from environment.goal_check import Search, latest_search, pending_search, search_mismatches
 from environment.objectives import Objective
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ PHRASES: dict[str, list[str]] = {
                             "Never mind then. Thank you, goodbye.", "I see. Thanks anyway, bye!",
                             "Alright, I'll pass. Thanks for your help, goodbye."],
 }
+CORRECTION_MOVES = {"passengers": "party", "cabin": "cabin", "date": "date"}  # goal_check detail -> phrase bank
 CABIN_WORDS = {"economy": ["economy", "economy class", "coach"], "business": ["business", "business class"],
                "first": ["first class"]}
 
@@ -100,22 +102,9 @@ DEMONSTRATOR_STYLES: dict[str, DemonstratorStyle] = {
     "stepwise": DemonstratorStyle(greeting=0.4, volunteer=0.0),  # never ahead of the agent's questions
 }
 
-_SEARCH_CONTEXT = re.compile(r"^(\w{3}) to (\w{3}) on (\d{4}-\d{2}-\d{2}), (\w+), (\d+) passenger\(s\): (\d+) flight")
 _FLIGHT_NUMBER = re.compile(r"\b[A-Z][A-Z0-9]\d{2,4}\b")
 _MONEY = re.compile(r"(?:\$|USD\s?)\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s*dollars")
 _CONFIRM_QUESTION = re.compile(r"\b(book|confirm|go ahead|proceed|reserve)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Search:
-    """The agent's latest search, from the environment's booking context (its tool calls, any backend)."""
-
-    origin: str
-    destination: str
-    date: str
-    cabin: str
-    passengers: int
-    count: int
 
 
 @dataclass(frozen=True)
@@ -124,14 +113,6 @@ class Offer:
 
     flight_number: str
     price: float | None
-
-
-def latest_search(context: dict[str, object]) -> Search | None:
-    """The search the environment recorded in ``booking_context["search"]`` (None: no search yet)."""
-    match = _SEARCH_CONTEXT.match(str(context.get("search", "")))
-    if match is None:
-        return None
-    return Search(match[1], match[2], match[3], match[4], int(match[5]), int(match[6]))
 
 
 def offered_flights(agent_text: str) -> list[Offer]:
@@ -205,11 +186,9 @@ class ReactiveDemonstrator:
         values = self.slot_values(objective, rng)
         if context.get("booking_status") == "booked":
             return self.say("goodbye_booked", values, rng)
-        search = latest_search(context)
-        if search is not None and _superseded(search, state, self.today):
-            search = None  # the user changed a detail since; the agent has not searched again yet
-        if search is not None and (correction := self._correction(objective, search, values, rng)):
-            return correction
+        search = pending_search(state, self.today)  # None also when the user changed a detail since
+        if search is not None and (mismatches := search_mismatches(objective, search)):
+            return self.say(f"correct_{CORRECTION_MOVES[mismatches[0].detail]}", values, rng)
         offers = offered_flights(agent_text)
         if search is not None and search.count == 0 and not offers:
             other = self._untried_date(state)
@@ -257,17 +236,6 @@ class ReactiveDemonstrator:
         if "passenger_name" in wanted:
             parts.append(self.say("name" if "passenger_name" in asked else "name_unasked", values, rng))
         return " ".join(parts)
-
-    def _correction(self, objective: Objective, search: Search, values: dict[str, object],
-                    rng: random.Random) -> str | None:
-        """A correction when the agent searched with a party size, cabin or date the objective does not have."""
-        if not objective.detail_matches("passengers", search.passengers):
-            return self.say("correct_party", values, rng)
-        if not objective.detail_matches("cabin", search.cabin):
-            return self.say("correct_cabin", values, rng)
-        if not objective.detail_matches("date", search.date):
-            return self.say("correct_date", values, rng)
-        return None
 
     def _pick(self, objective: Objective, search: Search | None, offers: list[Offer], values: dict[str, object],
               rng: random.Random) -> str:
@@ -321,16 +289,6 @@ class ReactiveDemonstrator:
         text = rng.choice(self.phrases[move])
         capitalised = {f"{key[:1].upper()}{key[1:]}": _capitalise(str(value)) for key, value in values.items()}
         return text.format(**values, **capitalised)
-
-
-def _superseded(search: Search, state: ConversationState, today: date) -> bool:
-    """Whether the user's latest message states a cabin, party size or date other than the search's: the search
-    in the booking context is then older than that message (after a search that found nothing, the agent asks
-    again before it searches)."""
-    text = next((m.text for m in reversed(state.history) if m.role == "user"), "")
-    stated = {"cabin": parse_cabin(text.lower()), "passengers": parse_passengers(text.lower()),
-              "date": parse_date(text, today)}
-    return any(value is not None and value != getattr(search, key) for key, value in stated.items())
 
 
 def _latest_offers(state: ConversationState) -> list[Offer]:

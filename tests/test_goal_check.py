@@ -1,0 +1,62 @@
+"""``environment.goal_check``: the booking context line says what the agent's latest search got wrong about the
+goal (the party size, cabin or date it assumed) until the user corrects it, through a real environment and the rule
+agent; the demonstrators correct exactly what it names."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import date, timedelta
+from pathlib import Path
+
+from agents.booking import BookingAgentConfig
+from environment.config import EnvironmentConfig
+from environment.conversation import BookingConversationEnvironment
+from environment.goal_check import Mismatch, Search, search_mismatches
+
+
+def _context_line(state: str) -> str:
+    return next(line for line in state.splitlines() if line.startswith("Booking context: "))
+
+
+def test_search_mismatches_name_each_detail_the_objective_does_not_accept(objectives) -> None:
+    objective = dataclasses.replace(objectives[0], passengers=3, cabin="business", flexible_days=1)
+    day = date.fromisoformat(objective.date)
+    search = Search(objective.origin, objective.destination, objective.date, "economy", 1, 2)
+    assert search_mismatches(objective, search) == [Mismatch("passengers", 1, 3), Mismatch("cabin", "economy",
+                                                                                            "business")]
+    within = dataclasses.replace(search, passengers=3, cabin="business", date=(day + timedelta(days=1)).isoformat())
+    assert search_mismatches(objective, within) == []  # a date within the objective's flexibility passes
+    outside = dataclasses.replace(within, date=(day + timedelta(days=2)).isoformat())
+    assert search_mismatches(objective, outside) == [Mismatch("date", outside.date, objective.date)]
+    assert Mismatch("passengers", 1, 3).describe() == "1 passenger (you want 3)"
+    assert Mismatch("cabin", "economy", "first").describe() == "economy (you want first)"
+
+
+def test_the_state_names_an_assumed_party_size_until_the_user_corrects_it(template_db: Path, objectives,
+                                                                           tmp_path: Path) -> None:
+    objective = next(o for o in objectives if o.feasible and o.passengers > 1 and o.cabin == "economy")
+    states: dict[bool, list[str]] = {}
+    for check in (True, False):
+        config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path / str(check)), goal_check=check,
+                                   agent=BookingAgentConfig(transport="inprocess"))
+        env = BookingConversationEnvironment(config)
+        env.reset(objective=objective, seed=0)
+
+        async def run() -> list[str]:
+            seen = [env.format_state()]
+            # The route and date only: the rule agent assumes 1 passenger and searches.
+            await env.step(f"I'd like to fly from {objective.origin} to {objective.destination} on {objective.date}.")
+            seen.append(env.format_state())
+            await env.step(f"Sorry, it's for {objective.passengers} passengers.")
+            seen.append(env.format_state())
+            return seen
+
+        states[check] = asyncio.run(run())
+        asyncio.run(env.aclose())
+    before, assumed, corrected = (_context_line(state) for state in states[True])
+    assert "not your goal" not in before
+    assert assumed.endswith(f"; not your goal: 1 passenger (you want {objective.passengers})"), assumed
+    assert "not your goal" not in corrected and f"{objective.passengers} passenger(s)" in corrected, corrected
+    assert not any("not your goal" in state for state in states[False])  # off (the default): no note
+    assert [_context_line(s) for s in states[False]][1] == assumed.split("; not your goal")[0]
