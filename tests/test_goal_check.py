@@ -60,3 +60,41 @@ def test_the_state_names_an_assumed_party_size_until_the_user_corrects_it(templa
     assert "not your goal" not in corrected and f"{objective.passengers} passenger(s)" in corrected, corrected
     assert not any("not your goal" in state for state in states[False])  # off (the default): no note
     assert [_context_line(s) for s in states[False]][1] == assumed.split("; not your goal")[0]
+
+
+def test_demonstrators_correct_what_the_goal_check_names(template_db: Path, objectives, tmp_path: Path) -> None:
+    """Warm-start data agrees with the state: every demonstrated turn whose state carries a "not your goal" note
+    corrects a detail the note names (and no note is left unanswered), for every demonstrator style."""
+    from agents.nlu import parse_message
+    from environment.demonstrators import DEMONSTRATOR_STYLES, ReactiveDemonstrator
+    from environment.goal_check import pending_search
+
+    config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), goal_check=True,
+                               agent=BookingAgentConfig(transport="inprocess"))
+    env = BookingConversationEnvironment(config)
+    wrong = [o for o in objectives if o.feasible and (o.passengers > 1 or o.cabin != "economy")][:6]
+    noted = 0
+
+    async def play(demonstrator: ReactiveDemonstrator) -> None:
+        nonlocal noted
+        while True:
+            state_text = env.format_state()
+            message = demonstrator(env.state)
+            if "not your goal" in _context_line(state_text):
+                noted += 1
+                search = pending_search(env.state, env.today)
+                mismatches = search_mismatches(env.state.objective, search)
+                slots = parse_message(message, {}, env.today).slots()
+                named = {m.detail for m in mismatches}
+                assert named & set(slots), (state_text, message)
+                assert all(env.state.objective.detail_matches(key, slots[key]) for key in named & set(slots))
+            step = await env.step(message)
+            if step.done or step.truncated:
+                return
+
+    for index, objective in enumerate(wrong):
+        for style in DEMONSTRATOR_STYLES:
+            env.reset(objective=objective, seed=index)
+            asyncio.run(play(ReactiveDemonstrator(env.today, style=style, seed=index)))
+    asyncio.run(env.aclose())
+    assert noted >= len(wrong)  # the stepwise style never volunteers, so the agent assumes and gets corrected

@@ -193,6 +193,25 @@ def completion_targets(model: nn.Module, input_ids: torch.Tensor, attention_mask
     return logits.float(), targets[mask]
 
 
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int, window_batches: int = 8) -> list[int]:
+    """A random order of the rows whose consecutive batches of ``batch_size`` hold rows of similar length.
+
+    The rows are shuffled, each window of ``window_batches`` batches is sorted by length and cut into batches, and
+    the batches are shuffled: little padding per batch, and any prefix of the order (a run of ``max_steps`` steps)
+    is a random draw of batches, short and long alike.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * window_batches
+    batches = []
+    for start in range(0, len(order), window):
+        ranked = sorted(order[start : start + window], key=lambda index: lengths[index])
+        batches += [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
+    rng.shuffle(batches)
+    return [index for batch in batches for index in batch]
+
+
 def _pad(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded input_ids / attention_mask and labels (-100 outside the completion)."""
     length = max(len(e["input_ids"]) for e in examples)
@@ -263,6 +282,10 @@ def build_trainer(policy: Any, examples: list[dict], warm: WarmStartConfig, trai
                 logger.info("warm start step %d/%d: loss %.4f", state.global_step, state.max_steps, logs["loss"])
 
     device = next(policy.pretrained_model.parameters()).device
+    if warm.group_by_length:  # served in this order by the sequential sampler (see WarmStartConfig.group_by_length)
+        lengths = [len(example["input_ids"]) for example in examples]
+        examples = [examples[i] for i in length_grouped_order(lengths, warm.per_device_train_batch_size,
+                                                               warm.seed or 0)]
     args = SFTConfig(
         output_dir=trainer_dir, report_to="none", push_to_hub=False, save_strategy="no", eval_strategy="no",
         max_steps=warm.max_steps, num_train_epochs=warm.num_train_epochs, learning_rate=warm.learning_rate,
@@ -272,6 +295,7 @@ def build_trainer(policy: Any, examples: list[dict], warm: WarmStartConfig, trai
         # TRL's GPU defaults cost much on a CPU (module docstring): precision as PPO's, checkpointing as the model's.
         bf16=precision == "bf16", gradient_checkpointing=policy.model_config.gradient_checkpointing,
         completion_only_loss=True, max_length=None, packing=False, dataloader_num_workers=0,
+        train_sampling_strategy="sequential" if warm.group_by_length else "random",
     )
     trainer = _sft_trainer_class()(model=policy.pretrained_model, args=args,
                                    train_dataset=Dataset.from_list(examples), processing_class=policy.tokenizer)

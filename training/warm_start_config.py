@@ -55,6 +55,13 @@ class WarmStartConfig:
             Rows per forward/backward pass.
         gradient_accumulation_steps (`int`, defaults to `1`):
             Passes accumulated per optimizer step.
+        group_by_length (`bool`, defaults to `False`):
+            Batch rows of similar length (``training.warm_start.length_grouped_order``): the rows are shuffled,
+            sorted by length within windows of 8 batches, cut into batches, and the batches shuffled, so a batch
+            pads little and the batch order stays random (transformers' own ``group_by_length`` sampler serves each
+            window longest first, which a run of fewer steps than rows would skew towards long rows). Rows are
+            right-padded to the longest of their batch, and the demonstrations' prompts run from 147 to 333
+            tokens: in random batches of 8, a quarter of the tokens computed were padding.
         eval_fraction (`float`, defaults to `0.1`):
             Share of the objectives (``objective_id`` column; rows when there is none) held out to measure the
             completion loss before and after training; they are not trained on. `0` holds nothing out (and skips
@@ -91,6 +98,7 @@ class WarmStartConfig:
     learning_rate: float = 2e-4
     per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
+    group_by_length: bool = False
     eval_fraction: float = 0.1
     turn_end: Literal["auto", "newline", "eos"] = "auto"
     mixed_precision: Literal["auto", "bf16", "no"] | None = None
@@ -117,6 +125,7 @@ class WarmStartConfig:
                      "expert_iteration_episodes"):
             require(integer(name), name, "an integer")
         require(isinstance(self.enabled, bool), "enabled", "true or false")
+        require(isinstance(self.group_by_length, bool), "group_by_length", "true or false")
         require(self.demonstration_episodes > 0, "demonstration_episodes", "> 0")
         require(self.kl_reference in KL_REFERENCES, "kl_reference", f"one of {KL_REFERENCES}")
         require(self.max_steps == -1 or self.max_steps > 0, "max_steps", "> 0, or -1 to train num_train_epochs")
