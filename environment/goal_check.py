@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from environment.conversation import ConversationState
 
 __all__ = ["CHECKED_DETAILS", "Mismatch", "Search", "goal_check_note", "latest_search", "pending_search",
-           "search_mismatches"]
+           "search_mismatches", "superseded"]
 
 # The search details a traveller corrects, in the order the demonstrators correct them.
 CHECKED_DETAILS = ("passengers", "cabin", "date")
