@@ -43,7 +43,7 @@ def test_the_state_names_an_assumed_party_size_until_the_user_corrects_it(templa
         env = BookingConversationEnvironment(config)
         env.reset(objective=objective, seed=0)
 
-        async def run() -> list[str]:
+        async def run(env: BookingConversationEnvironment) -> list[str]:
             seen = [env.format_state()]
             # The route and date only: the rule agent assumes 1 passenger and searches.
             await env.step(f"I'd like to fly from {objective.origin} to {objective.destination} on {objective.date}.")
@@ -52,7 +52,7 @@ def test_the_state_names_an_assumed_party_size_until_the_user_corrects_it(templa
             seen.append(env.format_state())
             return seen
 
-        states[check] = asyncio.run(run())
+        states[check] = asyncio.run(run(env))
         asyncio.run(env.aclose())
     before, assumed, corrected = (_context_line(state) for state in states[True])
     assert "not your goal" not in before
