@@ -194,22 +194,18 @@ def completion_targets(model: nn.Module, input_ids: torch.Tensor, attention_mask
 
 
 def length_grouped_order(lengths: list[int], batch_size: int, seed: int, window_batches: int = 8) -> list[int]:
-    """A random order of the rows whose consecutive batches of ``batch_size`` hold rows of similar length.
+    """A random order of the rows whose consecutive batches of ``batch_size`` hold rows of similar length: PPO's
+    ``optimizer_step_chunks`` with ``group_by_length`` (windows of ``window_batches`` batches sorted by length, then
+    the batches shuffled, the one short batch last), so any prefix of the order (a run of ``max_steps`` steps) draws
+    short and long alike."""
+    from training.ppo.batching import optimizer_step_chunks
 
-    The rows are shuffled, each window of ``window_batches`` batches is sorted by length and cut into batches, and
-    the batches are shuffled: little padding per batch, and any prefix of the order (a run of ``max_steps`` steps)
-    is a random draw of batches, short and long alike.
-    """
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    window = batch_size * window_batches
-    batches = []
-    for start in range(0, len(order), window):
-        ranked = sorted(order[start : start + window], key=lambda index: lengths[index])
-        batches += [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
-    rng.shuffle(batches)
-    return [index for batch in batches for index in batch]
+    generator = torch.Generator().manual_seed(seed)
+    batches = optimizer_step_chunks(lengths, batch_size, generator, group_by_length=True, window_steps=window_batches)
+    # The trainer cuts the flat order into batches again: the one short batch goes last, or every later batch would
+    # straddle two of these.
+    batches.sort(key=lambda batch: len(batch) < batch_size)
+    return [index for batch in batches for index in batch.tolist()]
 
 
 def _pad(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
