@@ -68,7 +68,8 @@ NOT_NAMES = {"looking", "flying", "traveling", "travelling", "trying", "going", 
 #: here, the agent's claims in ``environment.claims``, which adds its own booking vocabulary).
 NAME_STOP_WORDS = NOT_NAMES | set(MONTHS) | set(WEEKDAYS) | {
     "i", "it's", "its", "yes", "no", "please", "thanks", "thank", "hello", "hi", "dear", "mr", "mrs", "ms", "dr",
-    "she's", "he's", "she", "he", "they", "they're", "we're", "i'm"}
+    "she's", "he's", "she", "he", "they", "they're", "we're", "i'm", "that's", "thats", "that", "here's", "there's",
+    "great", "sounds"}
 
 
 @dataclass

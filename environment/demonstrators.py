@@ -14,7 +14,9 @@ the agent's tool calls, and then, in this order:
 4. when the agent asks to confirm a booking, confirms;
 5. when the agent offers flights, picks one that meets the objective (:meth:`Objective.booking_matches`, the one
    home of that rule: within budget for a budget objective);
-6. when the agent asks for details, answers exactly those (route, date, cabin, party size, name);
+6. when the agent asks for details, answers exactly those (route, date, cabin, party size, name), and in its
+   first message, by style, also the details an agent would assume wrongly (a party above one, a cabin other
+   than economy), as a group traveller does;
 7. when the agent asks which flight without listing them again, picks from the latest list;
 8. otherwise restates the trip.
 
@@ -90,20 +92,25 @@ CABIN_WORDS = {"economy": ["economy", "economy class", "coach"], "business": ["b
 
 @dataclass(frozen=True)
 class DemonstratorStyle:
-    """How a demonstrator talks: chances to open with a greeting and to volunteer details nobody asked for yet."""
+    """How a demonstrator talks: chances to open with a greeting, to volunteer details nobody asked for yet, and
+    to say in its first message the details an agent would otherwise assume wrongly (``unusual``: a party above
+    one, a cabin other than economy; a real group traveller says "for the four of us" before being asked)."""
 
     greeting: float
     volunteer: float
+    unusual: float
 
 
 DEMONSTRATOR_STYLES: dict[str, DemonstratorStyle] = {
-    "brief": DemonstratorStyle(greeting=0.1, volunteer=0.15),  # answers what is asked, little more
-    "chatty": DemonstratorStyle(greeting=0.8, volunteer=0.6),  # greets, offers cabin, party and name early
-    "stepwise": DemonstratorStyle(greeting=0.4, volunteer=0.0),  # never ahead of the agent's questions
-}
+    "brief": DemonstratorStyle(greeting=0.1, volunteer=0.15, unusual=0.9),  # answers what is asked, little more
+    "chatty": DemonstratorStyle(greeting=0.8, volunteer=0.6, unusual=1.0),  # greets, offers cabin, party, name early
+    "stepwise": DemonstratorStyle(greeting=0.4, volunteer=0.0, unusual=0.0),  # never ahead of the agent's questions:
+}                                                                          # the agent assumes, and it corrects
+ASSUMED = {"passengers": 1, "cabin": "economy"}  # what an agent takes for granted when it is not told
 
 _FLIGHT_NUMBER = re.compile(r"\b[A-Z][A-Z0-9]\d{2,4}\b")
 _MONEY = re.compile(r"(?:\$|USD\s?)\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s*dollars")
+_RELATIVE_AFTER_ON = re.compile(r"\bon (tomorrow|in \d+ days)\b")  # "on {when}" with a relative date: no "on"
 _CONFIRM_QUESTION = re.compile(r"\b(book|confirm|go ahead|proceed|reserve)", re.IGNORECASE)
 
 
@@ -218,6 +225,10 @@ class ReactiveDemonstrator:
         for extra in ("cabin", "passengers", "passenger_name"):
             if extra not in state.details_given and rng.random() < self.settings.volunteer:
                 wanted.add(extra)
+        if opening:
+            objective = state.objective
+            wanted |= {detail for detail, assumed in ASSUMED.items()
+                       if getattr(objective, detail) != assumed and rng.random() < self.settings.unusual}
         parts = []
         if opening and rng.random() < self.settings.greeting:
             parts.append(rng.choice(self.phrases["greeting"]))
@@ -288,7 +299,7 @@ class ReactiveDemonstrator:
         ``{Name}`` instead of ``{name}``)."""
         text = rng.choice(self.phrases[move])
         capitalised = {f"{key[:1].upper()}{key[1:]}": _capitalise(str(value)) for key, value in values.items()}
-        return text.format(**values, **capitalised)
+        return _RELATIVE_AFTER_ON.sub(r"\1", text.format(**values, **capitalised))
 
 
 def _latest_offers(state: ConversationState) -> list[Offer]:

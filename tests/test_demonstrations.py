@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from agents.booking import BookingAgentConfig, OpenAIAgentConfig
+from agents.booking import BookingAgentConfig, Message, OpenAIAgentConfig
 from agents.nlu import parse_message
 from environment.config import EnvironmentConfig
-from environment.conversation import BookingConversationEnvironment
+from environment.conversation import BookingConversationEnvironment, ConversationState
 from environment.demonstrators import DEMONSTRATOR_STYLES, PHRASES, ReactiveDemonstrator, spoken_date
 from environment.objectives import Objective, load_objectives
 from tests.conftest import REPO
@@ -117,6 +117,37 @@ def test_demonstrators_book_feasible_objectives_and_end_infeasible_ones_politely
         assert is_verified(objective, step, env.config.verifier.infeasible_no_booking_score), messages
         assert step.info["success"] or step.info["reward_components"]["polite_ending"] > 0, messages
     asyncio.run(env.aclose())
+
+
+def test_first_message_states_what_an_agent_would_assume_wrongly(objectives, db_facts) -> None:
+    """A group traveller says the party size (and a cabin other than economy) before the agent assumes one
+    passenger in economy, by style: the brief and chatty styles almost always do, the stepwise one never (it
+    corrects the agent instead, so both paths are demonstrated); a one-passenger economy trip says neither unasked
+    unless the style volunteers it. A relative date is never written "on in 3 days"."""
+    airports, today = db_facts
+    opening = "Hello! I'm your flight booking assistant. Where would you like to fly, and when?"
+    groups = [o for o in objectives if o.passengers > 1][:12]
+    premium = [o for o in objectives if o.cabin != "economy"][:12]
+    assert len(groups) >= 6 and len(premium) >= 6
+    stated: dict[str, list[bool]] = {style: [] for style in STYLES}
+    for style in STYLES:
+        for seed in range(4):
+            for objective in groups + premium:
+                state = _opening_state(objective, opening)
+                message = ReactiveDemonstrator(today, style, seed=seed)(state)
+                assert " on in " not in message and "on tomorrow" not in message, message
+                parsed = parse_message(message, airports, today, opening)
+                detail = "passengers" if objective in groups else "cabin"
+                said = parsed.slots().get(detail)
+                assert said is None or objective.detail_matches(detail, said), (message, objective)
+                stated[style].append(said is not None)
+    assert sum(stated["chatty"]) == len(stated["chatty"]), stated
+    assert sum(stated["brief"]) >= 0.75 * len(stated["brief"]), stated
+    assert not any(stated["stepwise"]), stated
+
+
+def _opening_state(objective: Objective, agent_text: str) -> ConversationState:
+    return ConversationState(objective=objective, history=[Message(role="agent", text=agent_text)])
 
 
 def test_one_objective_gets_varied_phrasings_across_seeds(template_db, tmp_path, objectives) -> None:

@@ -181,6 +181,8 @@ def test_agent_and_verifier_never_raise(template_db: Path, messages: list[str]) 
     ("Tara Novak.", "Tara Novak"),
     ("It's Tara Novak please", "Tara Novak"),
     ("She's Ann Muller.", "Ann Muller"),
+    ("That's Priya Smith.", "Priya Smith"),  # the opening words of a sentence are no part of the name
+    ("Sure, Here's George Novak", "George Novak"),
 ])
 def test_bare_name_stays_inside_one_sentence(text: str, expected: str | None) -> None:
     from agents.nlu import parse_bare_name
