@@ -58,8 +58,9 @@ class EnvironmentConfig:
             size, lead passenger, budget), so the policy reads the same goal however the text is worded.
         goal_check: end the booking context line with what the agent's latest search got wrong about the goal
             ("not your goal: 1 passenger (you want 3)", ``environment/goal_check.py``): the party size, cabin or
-            date it assumed, until the user's message corrects it. The environment holds both sides; a small
-            policy rarely compares them itself.
+            date it assumed, until the user's message corrects it; after a matching search that found nothing,
+            the dates within the objective's flexibility not tried yet ("no flights: no other date fits your
+            goal"). The environment holds both sides; a small policy rarely compares them itself.
         personas: traveller personas sampled per episode (``environment/personas.py``: hurried, indecisive,
             bargain_hunter, flight_number, relaxed); the persona's line follows the objective in the state. Empty:
             none (cooperative runs). Fuzzing runs list the attack personas.

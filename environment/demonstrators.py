@@ -30,11 +30,11 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
-from agents.nlu import asked_details, month_day, parse_date
-from environment.goal_check import Search, latest_search, pending_search, search_mismatches
+from agents.nlu import asked_details, month_day
+from environment.goal_check import Search, pending_search, search_mismatches, untried_dates
 from environment.objectives import Objective
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class ReactiveDemonstrator:
             return self.say(f"correct_{CORRECTION_MOVES[mismatches[0].detail]}", values, rng)
         offers = offered_flights(agent_text)
         if search is not None and search.count == 0 and not offers:
-            other = self._untried_date(state)
+            other = next(iter(untried_dates(state, self.today)), None)
             if other is None:
                 return self.say("goodbye_unavailable", values, rng)
             return self.say("other_date", {**values, "when": spoken_date(other, self.today, rng)}, rng)
@@ -267,21 +267,6 @@ class ReactiveDemonstrator:
         if choice < 0.6 and index < len(ORDINAL_WORDS) and len(offers) > 1:
             return self.say("pick_index", {**values, "ordinal": ORDINAL_WORDS[index], "k": index + 1}, rng)
         return self.say("pick_flight", {**values, "flight": offers[index].flight_number}, rng)
-
-    def _untried_date(self, state: ConversationState) -> str | None:
-        """A date within the objective's flexibility that no search has tried yet (None: none left)."""
-        objective = state.objective
-        # The dates already asked for: every date the user's messages gave (the agent searched each in turn).
-        tried = {parse_date(m.text, self.today) for m in state.history if m.role == "user"}
-        search = latest_search(state.booking_context)
-        if search is not None:
-            tried.add(search.date)
-        base = date.fromisoformat(objective.date)
-        for offset in sorted(range(-objective.flexible_days, objective.flexible_days + 1), key=abs):
-            candidate = (base + timedelta(days=offset)).isoformat()
-            if candidate not in tried and candidate > self.today.isoformat():
-                return candidate
-        return None
 
     # -- words ---------------------------------------------------------------------------------------------------
     def slot_values(self, objective: Objective, rng: random.Random) -> dict[str, object]:

@@ -10,6 +10,14 @@ context line::
     Booking context: MSP to ORD on 2026-12-14, economy, 1 passenger(s): 1 flight(s); not your goal: 1 passenger
     (you want 3)
 
+After a search that matches the goal and found nothing, the note says which dates within the objective's
+flexibility no search has tried yet, or that none is left (the one right move then is to end politely)::
+
+    Booking context: MCO to TPA on 2026-12-02, economy, 1 passenger(s): 0 flight(s); no flights: no other date
+    fits your goal
+
+With a window of one agent message the policy cannot see which dates it already asked for; the environment can.
+
 The search comes from the environment's booking context (the agent's tool calls, any backend). A detail the
 user's latest message already restated differently is left out: the agent has not searched again yet, and the
 correction was made (the demonstrators' rule, :func:`pending_search`).
@@ -19,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from agents.nlu import parse_cabin, parse_date, parse_passengers
@@ -29,7 +37,7 @@ if TYPE_CHECKING:
     from environment.conversation import ConversationState
 
 __all__ = ["CHECKED_DETAILS", "Mismatch", "Search", "goal_check_note", "latest_search", "pending_search",
-           "search_mismatches", "superseded"]
+           "search_mismatches", "superseded", "untried_dates"]
 
 # The search details a traveller corrects, in the order the demonstrators correct them.
 CHECKED_DETAILS = ("passengers", "cabin", "date")
@@ -95,8 +103,29 @@ def search_mismatches(objective: Objective, search: Search) -> list[Mismatch]:
             if not objective.detail_matches(key, getattr(search, key))]
 
 
+def untried_dates(state: ConversationState, today: date) -> list[str]:
+    """The dates within the objective's ``flexible_days`` (nearest first, none before tomorrow) that neither a
+    user message nor the latest search has tried."""
+    objective = state.objective
+    tried = {parse_date(m.text, today) for m in state.history if m.role == "user"}
+    if (search := latest_search(state.booking_context)) is not None:
+        tried.add(search.date)
+    base = date.fromisoformat(objective.date)
+    offsets = sorted(range(-objective.flexible_days, objective.flexible_days + 1), key=abs)
+    candidates = ((base + timedelta(days=offset)).isoformat() for offset in offsets)
+    return [day for day in candidates if day not in tried and day > today.isoformat()]
+
+
 def goal_check_note(state: ConversationState, today: date) -> str:
-    """"not your goal: ..." for the state's booking context line, or "" when the pending search matches."""
+    """The note for the state's booking context line: "not your goal: ..." after a search that assumed a detail,
+    "no flights: ..." after a matching search that found nothing, else ""."""
     search = pending_search(state, today)
-    mismatches = search_mismatches(state.objective, search) if search is not None else []
-    return "not your goal: " + ", ".join(m.describe() for m in mismatches) if mismatches else ""
+    if search is None:
+        return ""
+    if mismatches := search_mismatches(state.objective, search):
+        return "not your goal: " + ", ".join(m.describe() for m in mismatches)
+    if search.count == 0:
+        dates = untried_dates(state, today)
+        return f"no flights: dates you could still try {', '.join(dates)}" if dates else \
+            "no flights: no other date fits your goal"
+    return ""

@@ -98,3 +98,70 @@ def test_demonstrators_correct_what_the_goal_check_names(template_db: Path, obje
             asyncio.run(play(ReactiveDemonstrator(env.today, style=style, seed=index)))
     asyncio.run(env.aclose())
     assert noted >= len(wrong)  # the stepwise style never volunteers, so the agent assumes and gets corrected
+
+
+def test_after_an_empty_search_the_state_names_the_dates_left_to_try(template_db: Path, objectives,
+                                                                      tmp_path: Path) -> None:
+    """A matching search that found nothing: the note lists the dates within the objective's flexibility that no
+    message or search has tried (nearest first), drops each once it is asked for, and says when none is left."""
+    infeasible = next(o for o in objectives if not o.feasible and o.passengers == 1 and o.cabin == "economy")
+    objective = dataclasses.replace(infeasible, flexible_days=1)
+    day = date.fromisoformat(objective.date)
+    before, after = ((day + timedelta(days=offset)).isoformat() for offset in (-1, 1))
+    config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), goal_check=True,
+                               agent=BookingAgentConfig(transport="inprocess"))
+    env = BookingConversationEnvironment(config)
+
+    async def run(messages: list[str]) -> list[str]:
+        lines = []
+        for message in messages:
+            await env.step(message)
+            lines.append(_context_line(env.format_state()))
+        return lines
+
+    env.reset(objective=objective, seed=0)
+    trip = f"From {objective.origin} to {objective.destination} on {objective.date}, economy, just me."
+    first, = asyncio.run(run([trip]))
+    assert ": 0 flight(s)" in first, first
+    expected = [d for d in (before, after) if d > env.today.isoformat()]
+    assert first.endswith(f"; no flights: dates you could still try {', '.join(expected)}"), first
+
+    env.reset(objective=dataclasses.replace(objective, flexible_days=0), seed=0)
+    only, = asyncio.run(run([trip]))
+    assert only.endswith("; no flights: no other date fits your goal"), only
+    asyncio.run(env.aclose())
+
+
+def test_demonstrators_end_politely_when_no_date_is_left(template_db: Path, objectives, tmp_path: Path) -> None:
+    """Every demonstrated state whose note says no date is left is answered by a goodbye; one that lists dates is
+    answered by asking for the first of them."""
+    from agents.nlu import parse_message
+    from environment.demonstrators import DEMONSTRATOR_STYLES, ReactiveDemonstrator
+
+    config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path), goal_check=True,
+                               agent=BookingAgentConfig(transport="inprocess"))
+    env = BookingConversationEnvironment(config)
+    notes = {"none left": 0, "dates": 0}
+
+    async def play(demonstrator: ReactiveDemonstrator) -> None:
+        while True:
+            line = _context_line(env.format_state())
+            message = demonstrator(env.state)
+            parsed = parse_message(message, {}, env.today)
+            if line.endswith("no other date fits your goal"):
+                notes["none left"] += 1
+                assert parsed.goodbye or parsed.give_up, (line, message)
+            elif "dates you could still try " in line:
+                notes["dates"] += 1
+                assert parsed.date == line.split("dates you could still try ")[1].split(",")[0], (line, message)
+            step = await env.step(message)
+            if step.done or step.truncated:
+                return
+
+    infeasible = [o for o in objectives if not o.feasible][:4]
+    for index, objective in enumerate(infeasible + [dataclasses.replace(o, flexible_days=1) for o in infeasible]):
+        for style in DEMONSTRATOR_STYLES:
+            env.reset(objective=objective, seed=index)
+            asyncio.run(play(ReactiveDemonstrator(env.today, style=style, seed=index)))
+    asyncio.run(env.aclose())
+    assert notes["none left"] >= len(infeasible) and notes["dates"] >= 1, notes
