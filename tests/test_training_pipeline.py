@@ -48,7 +48,8 @@ def train(out: Path, template_db: Path, model_cache: Path, *extra: str, resume: 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, template_db, model_cache) -> Path:
     out = tmp_path_factory.mktemp("run") / "out"
-    result = train(out, template_db, model_cache, "evaluation.final_comparison=2")
+    # evaluation.num_envs other than ppo.num_envs (2): evaluations play on environments of their own
+    result = train(out, template_db, model_cache, "evaluation.final_comparison=2", "evaluation.num_envs=1")
     assert result.returncode == 0, result.stderr[-3000:]
     (out.parent / "stdout.txt").write_text(result.stdout)
     return out
@@ -100,7 +101,8 @@ def test_run_ends_with_a_base_vs_trained_table(trained: Path) -> None:
 
 def test_evaluate_py_replays_the_end_of_run_comparison(trained: Path, template_db: Path, model_cache: Path) -> None:
     """One evaluation path: `evaluate.py --compare base final_model` on the comparison's held-out objectives plays
-    exactly the conversations the training run's end-of-run comparison played (same sampler, same seeds)."""
+    exactly the conversations the training run's end-of-run comparison played (same sampler, same seeds, the
+    same number of evaluation environments: ``evaluation.num_envs``)."""
     from training.config import load_config
     from training.evaluate import evaluate_model, evaluation_objectives
 

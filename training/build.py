@@ -53,10 +53,17 @@ def build_trainer(config: TrainingConfig, model_config: ModelConfig, policy: Pol
 
 
 def build_environments(config: TrainingConfig, tokenizer, first_worker: int,
-                       environment: EnvironmentConfig | None = None) -> list[BookingConversationEnvironment]:
-    """``ppo.num_envs`` conversation environments (worker ids from ``first_worker``), their states fitted to the
-    policy's query budget; ``environment`` replaces ``config.environment`` (e.g. with a run-owned workdir)."""
+                       environment: EnvironmentConfig | None = None,
+                       count: int | None = None) -> list[BookingConversationEnvironment]:
+    """``count`` (default ``ppo.num_envs``) conversation environments (worker ids from ``first_worker``), their
+    states fitted to the policy's query budget; ``environment`` replaces ``config.environment`` (e.g. with a
+    run-owned workdir)."""
     environment = environment or config.environment
     return [BookingConversationEnvironment(environment, worker_id=first_worker + i, tokenizer=tokenizer,
                                            max_state_tokens=config.model.max_query_length)
-            for i in range(config.ppo.num_envs)]
+            for i in range(config.ppo.num_envs if count is None else count)]
+
+
+def evaluation_env_count(config: TrainingConfig) -> int:
+    """How many environments an evaluation steps concurrently: ``evaluation.num_envs``, or ``ppo.num_envs``."""
+    return config.evaluation.num_envs or config.ppo.num_envs

@@ -25,7 +25,7 @@ from environment.objectives import Objective
 from environment.personas import ATTACK_MOVES, PERSONA_MOVES, persona_fidelity, persona_move_made
 from environment.rewards import is_repetition
 from environment.scripted_users import scripted_message
-from training.build import build_environments
+from training.build import build_environments, evaluation_env_count
 from training.findings import findings_from
 from training.metrics import distinct_n, episode_metrics, hallucination_kind_counts
 from training.report_tables import FINAL_TABLE, FUZZING, HEADLINE
@@ -141,8 +141,9 @@ def load_auto_user(model: str, config: Any) -> AutoUserAgent:
 
 
 def evaluation_envs(config: Any, tokenizer: Any, first_worker: int = 100) -> list[BookingConversationEnvironment]:
-    """``ppo.num_envs`` environments as evaluation runs them (states fitted to the policy's query budget)."""
-    return build_environments(config, tokenizer, first_worker)
+    """The environments an evaluation steps concurrently (``evaluation.num_envs``, or ``ppo.num_envs``), their
+    states fitted to the policy's query budget."""
+    return build_environments(config, tokenizer, first_worker, count=evaluation_env_count(config))
 
 
 async def evaluate_auto_user(

@@ -26,7 +26,7 @@ from database.episode import WORKDIR_PREFIX, remove_stale_working_copies
 from environment.objectives import load_objectives
 from training import checkpoint as ckpt
 from training.buffers import DualReplayBuffer, TurnSample
-from training.build import build_environments, build_policy, build_trainer
+from training.build import build_environments, build_policy, build_trainer, evaluation_env_count
 from training.config import ConfigError, TrainingConfig, save_config
 from training.credit import episode_samples
 from training.evaluation import auto_user_config, evaluate_auto_user, final_table, load_auto_user, markdown
@@ -49,6 +49,7 @@ from training.seeds import evaluation_plan, plan_seed, process_seed
 from training.warm_start_stage import WarmStartOutcome, prepare_warm_start
 
 logger = logging.getLogger("auto_user.train")
+EVALUATION_WORKERS = 1000  # worker ids of the evaluation environments start here (their database copies' names)
 
 
 def next_epoch_fits(elapsed_seconds: float, epochs_done: int, budget_seconds: float) -> bool:
@@ -100,6 +101,7 @@ class TrainingRun:
         self.is_main = self.accelerator.is_main_process
         self.output_dir = Path(config.logging.output_dir)
         self.lock, self.workdir, self.envs, self.loop, self.writer = None, None, [], None, None
+        self.eval_envs: list = []
         self.stop_signal: int | None = None  # the signal that stopped the run at a safe point
         lock_note = None
         if self.is_main:  # before anything is written there
@@ -164,6 +166,7 @@ class TrainingRun:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=environment.workdir))
             environment = dataclasses.replace(environment, workdir=str(self.workdir))
         self.envs = build_environments(config, self.trainer.tokenizer, base_worker, environment)
+        self.environment = environment  # with the run-owned workdir, for the evaluation environments
         self.collector = RolloutCollector(self.envs, self._generate)
         self.buffers = DualReplayBuffer(config.buffer.buffer_size, config.buffer.adversarial_ratio, config.seed)
         self.plan_rng = random.Random(plan_seed(config.seed, self.accelerator.process_index))
@@ -286,8 +289,20 @@ class TrainingRun:
                 raise Interrupted()
             return agent.generate(prompts)
 
-        return self.loop.run_until_complete(evaluate_auto_user(generate, self.config, plan, name, self.envs,
-                                                               progress=progress))
+        return self.loop.run_until_complete(evaluate_auto_user(generate, self.config, plan, name,
+                                                               self._evaluation_envs(), progress=progress))
+
+    def _evaluation_envs(self) -> list:
+        """The environments evaluations play on: the training ones, or, where ``evaluation.num_envs`` asks for
+        another number, their own (built once, closed with the run)."""
+        count = evaluation_env_count(self.config)
+        if count == len(self.envs):
+            return self.envs
+        if not self.eval_envs:
+            first_worker = EVALUATION_WORKERS + self.accelerator.process_index * count
+            self.eval_envs = build_environments(self.config, self.trainer.tokenizer, first_worker, self.environment,
+                                                count)
+        return self.eval_envs
 
     def _evaluate_saved(self, model: str, plan: list, name: str) -> dict[str, Any]:
         """A model that is not this run's policy or reference ("base", or a saved policy directory), loaded as
@@ -446,7 +461,7 @@ class TrainingRun:
     def close(self) -> None:
         """Close the environments and the writer, remove the working copies, release the output directory."""
         if self.loop is not None:
-            for env in self.envs:
+            for env in self.envs + self.eval_envs:
                 self.loop.run_until_complete(env.aclose())
             self.loop.close()
         if self.writer is not None:
