@@ -273,13 +273,17 @@ def test_ppo_run_starts_from_the_warm_start(tmp_path: Path, template_db: Path, t
     demos = tmp_path / "demos"
     Dataset.from_list(demo_rows() * 2).save_to_disk(str(demos))
     warm = tmp_path / "warm"
-    result = subprocess.run([sys.executable, "-m", "training.warm_start", "--dataset", str(demos), "--max-steps", "20",
-                             "--learning-rate", "1e-2", "--logging-steps", "5",
+    # The config's warm_start section is read (--set), a flag overrides it (--logging-steps).
+    result = subprocess.run([sys.executable, "-m", "training.warm_start", "--dataset", str(demos),
+                             "--set", "warm_start.max_steps=20", "--set", "warm_start.learning_rate=1e-2",
+                             "--set", "warm_start.logging_steps=50", "--logging-steps", "5",
                              *_cli_args(tmp_path, tiny_model_cache)[:-2], "--out", str(warm)],
                             capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["out"] == str(warm) and summary["steps"] == 20
+    used = json.loads((warm / METRICS_FILE).read_text())["config"]
+    assert (used["learning_rate"], used["logging_steps"]) == (1e-2, 5)
     assert summary["eval_completion_loss_after"] < summary["eval_completion_loss_before"]
 
     out = tmp_path / "ppo"

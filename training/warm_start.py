@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m training.warm_start --config CONFIG --dataset DIR --out DIR [--set KEY=VALUE ...]``: one JSON line
     of metrics on stdout; bad input is one line on stderr and exit status 2."""
     parser = OneLineParser("warm_start", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="a training config (YAML); its model section is used")
+    parser.add_argument("--config", required=True, help="a training config (YAML): its model and warm_start "
+                                                          "sections are used, the flags below override the latter")
     parser.add_argument("--dataset", required=True, help="directory of a saved prompt/completion Dataset")
     parser.add_argument("--out", required=True, help="directory for the warm-started policy (model.init_from)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -418,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
             continue  # --dataset; the config's seed and hardware.mixed_precision; the rest are train_ppo.py's
         kind = {int: int, float: float}.get(type(getattr(defaults, field.name)), str)
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=_typed(kind), default=None,
-                            metavar=kind.__name__.upper(), help=f"default {getattr(defaults, field.name)!r}")
+                            metavar=kind.__name__.upper(), help=f"default: the config's warm_start.{field.name}")
     parser.add_argument("--seed", type=_typed(int), default=None, help="default: the config's seed")
     args = parser.parse_args(argv)
     from training.config import ConfigError, load_config
@@ -436,7 +437,8 @@ def main(argv: list[str] | None = None) -> None:
                 if name in {f.name for f in dataclasses.fields(WarmStartConfig)} and value is not None}
     settings.setdefault("seed", config.seed)
     try:
-        warm = WarmStartConfig(dataset_path=args.dataset, mixed_precision=config.hardware.mixed_precision, **settings)
+        warm = dataclasses.replace(config.warm_start, dataset_path=args.dataset,
+                                   mixed_precision=config.hardware.mixed_precision, **settings)
         resolve_turn_end(warm.turn_end, config.model)
         dataset = load_demonstrations(args.dataset)
     except WarmStartDataError as exc:
