@@ -94,9 +94,10 @@ def test_evaluate_rejects_a_missing_model(tmp_path) -> None:
     assert result.returncode == 2 and "no such file or directory" in result.stderr
 
 
-@pytest.mark.parametrize("question", ["name", "date"])
+@pytest.mark.parametrize("question", ["name", "date", "opening"])
 def test_probe_reaches_the_question(tiny_run, question: str) -> None:
-    """The scripted prefix lands every probed objective on the agent's name (or date) question; the counts add up."""
+    """The scripted prefix lands every probed objective on the agent's name (or date) question, or its opening;
+    the counts add up."""
     out, args = tiny_run
     result = subprocess.run([sys.executable, str(REPO / "training" / "probe_name_answer.py"), "--model",
                              str(out / "final_model"), "--config", str(REPO / "configs" / "tiny_test.yaml"),
@@ -108,6 +109,24 @@ def test_probe_reaches_the_question(tiny_run, question: str) -> None:
     assert line["probe"] == f"{question}_answer"
     assert line["replies"] == 2 * line["states"] and 0 <= line["answered"] <= line["replies"]
     assert line["rate"] == line["answered"] / line["replies"] and len(line["examples"]) == line["states"]
+
+
+def test_opening_probe_counts_only_replies_that_say_every_unusual_detail(objectives) -> None:
+    """An opening answers the probe when it states the party above one and the cabin other than economy, each
+    as the objective has it; a one-passenger economy objective is never probed."""
+    import dataclasses
+    from datetime import date
+
+    from training.probe_name_answer import gives_the_answer, unusual_details
+
+    today = date(2026, 12, 1)
+    group = dataclasses.replace(objectives[0], passengers=3, cabin="business")
+    assert unusual_details(group) == {"passengers": 3, "cabin": "business"}
+    assert unusual_details(dataclasses.replace(group, passengers=1, cabin="economy")) == {}
+    trip = f"From {group.origin_city} to {group.destination_city}."
+    assert gives_the_answer(group, f"{trip} Business class, for 3 passengers.", "opening", today)
+    assert not gives_the_answer(group, f"{trip} Business class, there are two of us.", "opening", today)
+    assert not gives_the_answer(group, f"{trip} We are 3 people.", "opening", today)  # the cabin is missing
 
 
 def test_evaluate_refuses_to_repeat_objectives(tiny_run) -> None:

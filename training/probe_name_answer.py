@@ -1,13 +1,16 @@
 """Probe one step of the booking flow in isolation: does the auto-user answer the agent's name question ("May I
-have the lead passenger's full name?") with its objective's name, or its date question with its objective's date?
+have the lead passenger's full name?") with its objective's name, its date question with its objective's date, or,
+in its opening message, say what the agent would otherwise assume wrongly (a party above one, a cabin other than
+economy)?
 
-    python training/probe_name_answer.py --model base|PATH --config CONFIG [--question name|date] [--objectives 8]
-        [--samples 4] [--set SECTION.KEY=VALUE ...]
+    python training/probe_name_answer.py --model base|PATH --config CONFIG [--question name|date|opening]
+        [--objectives 8] [--samples 4] [--set SECTION.KEY=VALUE ...]
 
 For each held-out feasible objective a scripted traveller gives the route and date and picks the first flight (name),
-or gives the route only (date), so the agent's last message asks for that detail; the policy then samples
-``--samples`` replies to that exact state. Prints one JSON line: how many replies gave the objective's name or date
-(docs/experiments.md, rounds 3 and 6).
+or gives the route only (date), so the agent's last message asks for that detail; for ``opening`` nothing is said
+yet, and only objectives with a party above one or a cabin other than economy are probed. The policy then samples
+``--samples`` replies to that exact state. Prints one JSON line: how many replies gave the objective's name, date,
+or every such detail (docs/experiments.md, rounds 3, 6 and 12).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from agents.nlu import month_day
 
 
 def scripted_prefix(objective, question: str = "name") -> list[str]:
-    """The traveller's messages that bring the agent to ask for ``question`` ("name" or "date")."""
+    """The traveller's messages that bring the agent to ask for ``question`` ("name", "date"; "opening": none)."""
+    if question == "opening":
+        return []
     if question == "date":
         return [f"Hi, I'd like to fly from {objective.origin_city} to {objective.destination_city}."]
     day = date.fromisoformat(objective.date)
@@ -36,7 +41,7 @@ async def question_states(env, objectives, question: str = "name") -> list[tuple
     """(objective, state string) for every objective whose scripted prefix ends at the agent asking ``question``."""
     from agents.nlu import asked_details
 
-    detail = "passenger_name" if question == "name" else question
+    detail = {"name": "passenger_name", "opening": "origin"}.get(question, question)
     states = []
     for objective in objectives:
         env.reset(objective=objective, seed=1)
@@ -47,10 +52,20 @@ async def question_states(env, objectives, question: str = "name") -> list[tuple
     return states
 
 
-def gives_the_answer(objective, reply: str, question: str, today: date) -> bool:
-    """The reply states the objective's name (or, for ``date``, the objective's travel date)."""
-    from agents.nlu import parse_date
+def unusual_details(objective) -> dict[str, object]:
+    """The objective's details an agent would assume wrongly when not told (``ASSUMED``: 1 passenger, economy)."""
+    from environment.demonstrators import ASSUMED
 
+    return {key: getattr(objective, key) for key, assumed in ASSUMED.items() if getattr(objective, key) != assumed}
+
+
+def gives_the_answer(objective, reply: str, question: str, today: date) -> bool:
+    """The reply states the objective's name (``date``: its travel date; ``opening``: every unusual detail)."""
+    from agents.nlu import parse_date, parse_message
+
+    if question == "opening":
+        said = parse_message(reply, {}, today).slots()
+        return all(said.get(key) == value for key, value in unusual_details(objective).items())
     if question == "date":
         return parse_date(reply, today) == objective.date
     return objective.passenger_name.lower() in reply.lower()
@@ -60,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="base", help="'base' or a checkpoint / final_model directory")
     parser.add_argument("--config", default="configs/ppo_training_config.yaml")
-    parser.add_argument("--question", choices=("name", "date"), default="name", help="the agent question to probe")
+    parser.add_argument("--question", choices=("name", "date", "opening"), default="name",
+                        help="the agent question to probe (opening: the agent's first message)")
     parser.add_argument("--objectives", type=int, default=8, help="held-out feasible objectives to probe")
     parser.add_argument("--samples", type=int, default=4, help="sampled replies per objective")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -83,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     agent = load_auto_user(args.model, config)
     _, held_out = load_objectives(config.environment, config.evaluation.eval_objectives_file)
-    objectives = [o for o in held_out if o.feasible][: args.objectives]
+    objectives = [o for o in held_out if o.feasible and (args.question != "opening" or unusual_details(o))]
+    objectives = objectives[: args.objectives]
     env = BookingConversationEnvironment(config.environment, worker_id=200, tokenizer=agent.tokenizer,
                                          max_state_tokens=config.model.max_query_length)
     loop = asyncio.new_event_loop()
