@@ -101,16 +101,18 @@ class DemonstratorStyle:
     unusual: float
 
 
+# brief: answers what is asked, little more; chatty: greets, offers cabin, party and name early; stepwise: never
+# ahead of the agent's questions (the agent assumes one passenger in economy, and it corrects the agent).
 DEMONSTRATOR_STYLES: dict[str, DemonstratorStyle] = {
-    "brief": DemonstratorStyle(greeting=0.1, volunteer=0.15, unusual=0.9),  # answers what is asked, little more
-    "chatty": DemonstratorStyle(greeting=0.8, volunteer=0.6, unusual=1.0),  # greets, offers cabin, party, name early
-    "stepwise": DemonstratorStyle(greeting=0.4, volunteer=0.0, unusual=0.0),  # never ahead of the agent's questions:
-}                                                                          # the agent assumes, and it corrects
+    "brief": DemonstratorStyle(greeting=0.1, volunteer=0.15, unusual=0.9),
+    "chatty": DemonstratorStyle(greeting=0.8, volunteer=0.6, unusual=1.0),
+    "stepwise": DemonstratorStyle(greeting=0.4, volunteer=0.0, unusual=0.0),
+}
 ASSUMED = {"passengers": 1, "cabin": "economy"}  # what an agent takes for granted when it is not told
 
 _FLIGHT_NUMBER = re.compile(r"\b[A-Z][A-Z0-9]\d{2,4}\b")
 _MONEY = re.compile(r"(?:\$|USD\s?)\s?(\d[\d,]*(?:\.\d+)?)|(\d[\d,]*(?:\.\d+)?)\s*dollars")
-_RELATIVE_AFTER_ON = re.compile(r"\bon (tomorrow|in \d+ days)\b")  # "on {when}" with a relative date: no "on"
+_RELATIVE_AFTER_ON = re.compile(r"\b([Oo])n (tomorrow|in \d+ days)\b")  # "on {when}", a relative date: no "on"
 _CONFIRM_QUESTION = re.compile(r"\b(book|confirm|go ahead|proceed|reserve)", re.IGNORECASE)
 
 
@@ -284,7 +286,7 @@ class ReactiveDemonstrator:
         ``{Name}`` instead of ``{name}``)."""
         text = rng.choice(self.phrases[move])
         capitalised = {f"{key[:1].upper()}{key[1:]}": _capitalise(str(value)) for key, value in values.items()}
-        return _RELATIVE_AFTER_ON.sub(r"\1", text.format(**values, **capitalised))
+        return _RELATIVE_AFTER_ON.sub(_drop_on, text.format(**values, **capitalised))
 
 
 def _latest_offers(state: ConversationState) -> list[Offer]:
@@ -293,6 +295,11 @@ def _latest_offers(state: ConversationState) -> list[Offer]:
         if message.role == "agent" and (offers := offered_flights(message.text)):
             return offers
     return []
+
+
+def _drop_on(match: re.Match) -> str:
+    """"on in 3 days" -> "in 3 days"; "On tomorrow" -> "Tomorrow"."""
+    return _capitalise(match[2]) if match[1] == "O" else match[2]
 
 
 def _capitalise(text: str) -> str:

@@ -17,6 +17,8 @@ flexibility no search has tried yet, or that none is left (the one right move th
     fits your goal
 
 With a window of one agent message the policy cannot see which dates it already asked for; the environment can.
+The note states the search's result from the database, so it says "no flights" even when the agent's message
+lists flights anyway (a hallucination the verifier then reports).
 
 The search comes from the environment's booking context (the agent's tool calls, any backend). A detail the
 user's latest message already restated differently is left out: the agent has not searched again yet, and the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -144,6 +145,20 @@ def test_first_message_states_what_an_agent_would_assume_wrongly(objectives, db_
     assert sum(stated["chatty"]) == len(stated["chatty"]), stated
     assert sum(stated["brief"]) >= 0.75 * len(stated["brief"]), stated
     assert not any(stated["stepwise"]), stated
+
+
+@pytest.mark.parametrize("when", ["tomorrow", "in 3 days"])
+def test_a_relative_date_is_never_put_after_on(objectives, db_facts, when: str) -> None:
+    """"On {when}." with "in 3 days" says "In 3 days.", and the parser still reads the date."""
+    airports, today = db_facts
+    demonstrator = ReactiveDemonstrator(today)
+    for move in ("trip", "date", "correct_date"):
+        for phrasing in PHRASES[move]:
+            values = {**demonstrator.slot_values(objectives[0], random.Random(0)), "when": when}
+            text = demonstrator.say(move, values, _Only(phrasing))
+            assert not re.search(r"\b[Oo]n (tomorrow|in \d)", text), text
+            expected = (today + timedelta(days=1 if when == "tomorrow" else 3)).isoformat()
+            assert parse_message(text, airports, today).date == expected, text
 
 
 def _opening_state(objective: Objective, agent_text: str) -> ConversationState:

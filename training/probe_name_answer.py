@@ -47,7 +47,7 @@ async def question_states(env, objectives, question: str = "name") -> list[tuple
         env.reset(objective=objective, seed=1)
         for message in scripted_prefix(objective, question):
             await env.step(message)
-        if detail in asked_details(env.state.history[-1].text):
+        if env.state.history and detail in asked_details(env.state.history[-1].text):  # agent_opens off: none
             states.append((objective, env.format_state()))
     return states
 

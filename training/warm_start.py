@@ -420,7 +420,8 @@ def main(argv: list[str] | None = None) -> None:
         kind = {int: int, float: float}.get(type(getattr(defaults, field.name)), str)
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=_typed(kind), default=None,
                             metavar=kind.__name__.upper(), help=f"default: the config's warm_start.{field.name}")
-    parser.add_argument("--seed", type=_typed(int), default=None, help="default: the config's seed")
+    parser.add_argument("--seed", type=_typed(int), default=None,
+                        help="default: the config's warm_start.seed (its seed when unset)")
     args = parser.parse_args(argv)
     from training.config import ConfigError, load_config
 
@@ -435,10 +436,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"config error: {exc}")
     settings = {name: value for name, value in vars(args).items()
                 if name in {f.name for f in dataclasses.fields(WarmStartConfig)} and value is not None}
-    settings.setdefault("seed", config.seed)
     try:
-        warm = dataclasses.replace(config.warm_start, dataset_path=args.dataset,
-                                   mixed_precision=config.hardware.mixed_precision, **settings)
+        warm = dataclasses.replace(config.warm_start, dataset_path=args.dataset, **settings)
         resolve_turn_end(warm.turn_end, config.model)
         dataset = load_demonstrations(args.dataset)
     except WarmStartDataError as exc:
