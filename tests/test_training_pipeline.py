@@ -159,9 +159,10 @@ def test_one_seed_gives_the_same_run_and_another_a_different_one(trained, tmp_pa
 
 def test_resume_matches_uninterrupted_run(trained, tmp_path, template_db, model_cache) -> None:
     out = tmp_path / "resumed"
-    first = train(out, template_db, model_cache, "ppo.iterations=1")
+    same = "evaluation.num_envs=1"  # as the `trained` run: the evaluation's batches decide what it samples
+    first = train(out, template_db, model_cache, "ppo.iterations=1", same)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = train(out, template_db, model_cache, resume="latest")
+    second = train(out, template_db, model_cache, same, resume="latest")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "continuing at epoch 2" in second.stderr
     uninterrupted = json.loads((trained / "training_metrics.json").read_text())[-1]
