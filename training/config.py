@@ -226,9 +226,10 @@ class EvaluationConfig:
             one episode on this many held-out objectives (the same objectives and seeds); a table is printed and
             written to ``final_evaluation.md`` / ``.json`` in the output directory (0: skip).
         num_envs: environments an evaluation steps concurrently, the policy generating for all of them in one
-            batch per turn (0: ``ppo.num_envs``). On a CPU a decoding step costs about as much for 24 states as
-            for 6 (it reads every weight once either way), so more environments finish an evaluation sooner; the
-            sampled episodes depend on it (which states share a batch), their distribution does not.
+            batch per turn (0: ``ppo.num_envs``). More share each decoding step; the states' prefill does not
+            shrink, so the gain is small (the base model's 24 held-out episodes: 249.5 s with 6, 217.0 s with 24
+            on a 2-core CPU, ``benchmarks/bench_evaluation.py``). The sampled episodes depend on it (which states
+            share a batch), their distribution does not.
     """
 
     eval_every: int = 0
