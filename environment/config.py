@@ -19,6 +19,7 @@ PLAIN_TEMPLATE = (
     "Conversation:\n{history}\n"
     "User:"
 )
+GOAL_CHECK_PLACEMENTS = ("context", "last_line")  # EnvironmentConfig.goal_check_placement
 STATE_FIELDS = ("objective", "context", "turn", "max_turns")  # what format_state fills in (plus "history")
 SYSTEM_TEMPLATE = (
     "You are a traveller chatting with an airline booking agent. Reply with your next message only.\n"
@@ -61,6 +62,10 @@ class EnvironmentConfig:
             date it assumed, until the user's message corrects it; after a matching search that found nothing,
             the dates within the objective's flexibility not tried yet ("no flights: no other date fits your
             goal"). The environment holds both sides; a small policy rarely compares them itself.
+        goal_check_placement: where the goal check's note goes: "context" (the end of the booking context line) or
+            "last_line" (a "Goal check: ..." line right after the latest message, where the reply starts: the
+            plain form puts it before "User:", the chat form at the end of the agent's message). A small policy
+            copies what is next to its reply far more readily than what is 150 tokens above it.
         personas: traveller personas sampled per episode (``environment/personas.py``: hurried, indecisive,
             bargain_hunter, flight_number, relaxed); the persona's line follows the objective in the state. Empty:
             none (cooperative runs). Fuzzing runs list the attack personas.
@@ -88,6 +93,7 @@ class EnvironmentConfig:
     seed: int | None = None
     objective_summary: bool = False
     goal_check: bool = False
+    goal_check_placement: str = "context"
     personas: list[str] = field(default_factory=list)
     agent: BookingAgentConfig = field(default_factory=BookingAgentConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -98,6 +104,9 @@ class EnvironmentConfig:
             raise ValueError(f"max_conversation_length must be >= 1, got {self.max_conversation_length}")
         if self.history_window < 1:
             raise ValueError(f"history_window must be >= 1, got {self.history_window}")
+        if self.goal_check_placement not in GOAL_CHECK_PLACEMENTS:
+            raise ValueError(f"goal_check_placement must be one of {GOAL_CHECK_PLACEMENTS}, "
+                             f"got {self.goal_check_placement!r}")
         if self.state_template not in ("plain", "chat"):
             raise ValueError(f"state_template must be 'plain' or 'chat', got {self.state_template!r}")
         if not 0.0 < self.eval_fraction < 1.0:

@@ -344,7 +344,9 @@ class BookingConversationEnvironment:
         parts = [context[key] for key in ("search", "booking") if key in context]
         if "booking_status" in context:
             parts.append(f"status {context['booking_status']} (code {context['booking_code']})")
-        if self.config.goal_check and (note := goal_check_note(state, self.today)):
+        note = goal_check_note(state, self.today) if self.config.goal_check else ""
+        last_line = f"Goal check: {note}" if note and self.config.goal_check_placement == "last_line" else ""
+        if note and not last_line:
             parts.append(note)
         context_text = "; ".join(parts) if parts else "nothing searched or booked yet"
         objective = state.objective.text if objective_text is None else objective_text
@@ -352,17 +354,21 @@ class BookingConversationEnvironment:
         objective += f"\nPersona: {state.persona.line}" if state.persona else ""
         fields = {"objective": objective, "context": context_text, "turn": state.turn + 1,
                   "max_turns": self.config.max_conversation_length}
-        return self._render_fields(fields, recent)
+        return self._render_fields(fields, recent, last_line)
 
-    def _render_fields(self, fields: dict[str, Any], recent: list[Message]) -> str:
+    def _render_fields(self, fields: dict[str, Any], recent: list[Message], last_line: str = "") -> str:
+        """The template filled in; ``last_line`` (the goal check's, or "") follows the latest message."""
         if self.config.state_template == "chat":
             messages = [{"role": "system", "content": self.config.system_template.format(**fields)}]
             messages += [{"role": "assistant" if m.role == "user" else "user", "content": m.text} for m in recent]
             if messages[-1]["role"] != "user":
                 messages.append({"role": "user", "content": "(waiting for your message)"})
+            if last_line:
+                messages[-1]["content"] += f"\n\n{last_line}"
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         labels = {"agent": "Agent: ", "user": "User: "} if self.config.speaker_labels else {"agent": "", "user": ""}
         history = self.config.turn_separator.join(f"{labels[m.role]}{m.text}" for m in recent) or "(none yet)"
+        history += f"\n{last_line}" if last_line else ""
         return self.config.plain_template.format(history=history, **fields)
 
     async def aclose(self) -> None:

@@ -16,7 +16,8 @@ the agent's tool calls, and then, in this order:
    home of that rule: within budget for a budget objective);
 6. when the agent asks for details, answers exactly those (route, date, cabin, party size, name), and in its
    first message, by style, also the details an agent would assume wrongly (a party above one, a cabin other
-   than economy), as a group traveller does;
+   than economy), as a group traveller does: the party first, most often inside the trip sentence ("Three of us
+   flying from ..."), so that a reply cut at the policy's response budget still carries it;
 7. when the agent asks which flight without listing them again, picks from the latest list;
 8. otherwise restates the trip.
 
@@ -52,6 +53,15 @@ PHRASES: dict[str, list[str]] = {
              "I need a flight from {oc} to {dc} on {when}.", "Flying from {oc} to {dc} on {when}, please.",
              "{When}, from {oc} to {dc}.", "Looking to go from {oc} to {dc} on {when}.",
              "I'm travelling from {oc} to {dc} on {when}."],
+    # The trip with a party above one, the party first: an opening that says both stays within a short reply budget.
+    "trip_party": ["{Nw} of us flying from {oc} to {dc} on {when}.",
+                   "We're {nw} people going from {oc} to {dc} on {when}.",
+                   "I need {n} seats from {oc} to {dc} on {when}.",
+                   "{n} passengers from {oc} to {dc} on {when}, please.",
+                   "There are {nw} of us going from {oc} to {dc} on {when}.", "{Nw} travellers, {oc} to {dc}, {when}.",
+                   "Booking for {n} people from {oc} to {dc} on {when}.", "{n} adults flying {oc} to {dc} on {when}.",
+                   "{Nw} of us need to get from {oc} to {dc} on {when}.",
+                   "Flying from {oc} to {dc} on {when}, {n} adults."],
     "route": ["From {oc} to {dc}.", "I'm flying from {oc} to {dc}.", "Leaving from {oc}, going to {dc}.",
               "I need to get from {oc} to {dc}.", "Out of {oc}, heading to {dc}."],
     "origin": ["From {oc}.", "I'm leaving from {oc}.", "Departing from {oc}.", "Flying out of {oc}."],
@@ -90,6 +100,24 @@ CABIN_WORDS = {"economy": ["economy", "economy class", "coach"], "business": ["b
                "first": ["first class"]}
 
 
+# What makes a user turn one that demonstrations rarely hold (``turn_situation``; ``persona_move`` is labelled by
+# training/demonstrations.py, which sees the move made). The warm start can repeat such rows
+# (``warm_start.repeat_situations``): in 469 rows of 100 episodes, 28 correct the agent and 59 open on such a goal.
+SITUATIONS = ("correction", "unusual_opening", "persona_move")
+
+
+def turn_situation(state: ConversationState, today: date) -> str:
+    """``"correction"`` when the agent's latest search assumed a detail the objective does not have (what the goal
+    check names "not your goal"), ``"unusual_opening"`` for the first message on an objective with a detail an
+    agent would assume wrongly (:data:`ASSUMED`), else ``""``."""
+    search = pending_search(state, today)
+    if search is not None and search_mismatches(state.objective, search):
+        return "correction"
+    if state.turn == 0 and any(getattr(state.objective, key) != value for key, value in ASSUMED.items()):
+        return "unusual_opening"
+    return ""
+
+
 @dataclass(frozen=True)
 class DemonstratorStyle:
     """How a demonstrator talks: chances to open with a greeting, to volunteer details nobody asked for yet, and
@@ -108,6 +136,7 @@ DEMONSTRATOR_STYLES: dict[str, DemonstratorStyle] = {
     "chatty": DemonstratorStyle(greeting=0.8, volunteer=0.6, unusual=1.0),
     "stepwise": DemonstratorStyle(greeting=0.4, volunteer=0.0, unusual=0.0),
 }
+TRIP_WITH_PARTY = 0.75  # chance that the trip and a party above one are one sentence ("Three of us flying from ...")
 ASSUMED = {"passengers": 1, "cabin": "economy"}  # what an agent takes for granted when it is not told
 
 _FLIGHT_NUMBER = re.compile(r"\b[A-Z][A-Z0-9]\d{2,4}\b")
@@ -235,17 +264,22 @@ class ReactiveDemonstrator:
         if opening and rng.random() < self.settings.greeting:
             parts.append(rng.choice(self.phrases["greeting"]))
         route = {"origin", "destination"} & wanted
+        party_many = "passengers" in wanted and state.objective.passengers > 1
         if route == {"origin", "destination"} and "date" in wanted:
-            parts.append(self.say("trip", values, rng))
+            if party_many and rng.random() < TRIP_WITH_PARTY:
+                parts.append(self.say("trip_party", values, rng))
+                wanted.discard("passengers")
+            else:
+                parts.append(self.say("trip", values, rng))
         else:
             if route:
                 parts.append(self.say("route" if len(route) == 2 else route.pop(), values, rng))
             if "date" in wanted:
                 parts.append(self.say("date", values, rng))
+        if "passengers" in wanted:  # before the cabin: a reply cut at the response budget keeps the party
+            parts.append(self.say("party_many" if party_many else "party_one", values, rng))
         if "cabin" in wanted:
             parts.append(self.say("cabin", values, rng))
-        if "passengers" in wanted:
-            parts.append(self.say("party_one" if state.objective.passengers == 1 else "party_many", values, rng))
         if "passenger_name" in wanted:
             parts.append(self.say("name" if "passenger_name" in asked else "name_unasked", values, rng))
         return " ".join(parts)

@@ -65,6 +65,8 @@ BAD_SETTINGS = [
     ("negative tool rounds", "environment.agent.openai.max_tool_rounds=0", "environment.agent.openai.max_tool_rounds"),
     ("negative failed-epoch limit", "ppo.max_failed_epochs=-1", "ppo.max_failed_epochs"),
     ("negative evaluation environments", "evaluation.num_envs=-1", "evaluation.num_envs must be >= 0"),
+    ("unknown goal check placement", "environment.goal_check_placement=top",
+     "environment.goal_check_placement must be one of"),
     ("unknown sampling source", "hardware.sampling=fast", "hardware.sampling: expected one of"),
     ("merged sampling of a 4-bit base", ("hardware.sampling=merged_bf16", "model.use_quantization=true"),
      "hardware: sampling 'merged_bf16' needs an unquantized base"),

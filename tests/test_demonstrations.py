@@ -57,13 +57,14 @@ def play(env: BookingConversationEnvironment, demonstrator: ReactiveDemonstrator
 @pytest.mark.parametrize("move, slot", [("origin", "origin"), ("destination", "destination"), ("date", "date"),
                                         ("cabin", "cabin"), ("party_many", "passengers"), ("party_one", "passengers"),
                                         ("name_unasked", "passenger_name"), ("correct_party", "passengers"),
-                                        ("correct_cabin", "cabin"), ("correct_date", "date"), ("trip", "date")])
+                                        ("correct_cabin", "cabin"), ("correct_date", "date"), ("trip", "date"),
+                                        ("trip_party", "passengers")])
 def test_every_phrasing_says_its_slot(objectives, db_facts, move: str, slot: str) -> None:
     """Each phrasing of each slot is read as that slot, with the objective's value, by the shared parser."""
     airports, today = db_facts
     for objective in objectives[:30]:
         if (move == "party_one") != (objective.passengers == 1) and move in ("party_one", "party_many",
-                                                                            "correct_party"):
+                                                                            "correct_party", "trip_party"):
             continue
         demonstrator = ReactiveDemonstrator(today)
         for index, phrasing in enumerate(PHRASES[move]):
@@ -71,8 +72,9 @@ def test_every_phrasing_says_its_slot(objectives, db_facts, move: str, slot: str
             text = demonstrator.say(move, values, _Only(phrasing))
             parsed = parse_message(text, airports, today)
             assert slot in parsed.slots() and objective.detail_matches(slot, parsed.slots()[slot]), (text, parsed)
-            if move == "trip":
+            if move in ("trip", "trip_party"):
                 assert (parsed.origin, parsed.destination) == (objective.origin, objective.destination), text
+                assert objective.detail_matches("date", parsed.date), text
 
 
 def test_answers_to_a_name_question_and_endings_read_right(objectives, db_facts) -> None:
@@ -145,6 +147,31 @@ def test_first_message_states_what_an_agent_would_assume_wrongly(objectives, db_
     assert sum(stated["chatty"]) == len(stated["chatty"]), stated
     assert sum(stated["brief"]) >= 0.75 * len(stated["brief"]), stated
     assert not any(stated["stepwise"]), stated
+
+
+def test_a_stated_party_comes_first_mostly_inside_the_trip_sentence(objectives, db_facts) -> None:
+    """A reply cut at the policy's response budget keeps its start: a group traveller's opening says the party
+    before the cabin, most often in the sentence that names the route and the date ("Three of us flying from ...")."""
+    airports, today = db_facts
+    opening = "Hello! I'm your flight booking assistant. Where would you like to fly, and when?"
+    groups = [o for o in objectives if o.passengers > 1][:12]
+    in_trip_sentence, openings = 0, 0
+    for style in ("chatty", "brief"):
+        for seed in range(4):
+            for objective in groups:
+                message = ReactiveDemonstrator(today, style, seed=seed)(_opening_state(objective, opening))
+                sentences = re.split(r"(?<=[.!?,])\s+", message)
+                party_at = next((i for i, s in enumerate(sentences)
+                                 if parse_message(s, airports, today).passengers is not None), None)
+                if party_at is None:
+                    continue
+                openings += 1
+                before = " ".join(sentences[:party_at])
+                assert parse_message(before, airports, today).cabin is None, message
+                trip = parse_message(sentences[party_at], airports, today)
+                in_trip_sentence += trip.origin == objective.origin and trip.date is not None
+    assert openings >= 0.75 * 2 * 4 * len(groups)
+    assert 0.5 * openings <= in_trip_sentence < openings  # both forms are demonstrated
 
 
 @pytest.mark.parametrize("when", ["tomorrow", "in 3 days"])

@@ -9,6 +9,8 @@ import dataclasses
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from agents.booking import BookingAgentConfig
 from environment.config import EnvironmentConfig
 from environment.conversation import BookingConversationEnvironment
@@ -165,3 +167,29 @@ def test_demonstrators_end_politely_when_no_date_is_left(template_db: Path, obje
             asyncio.run(play(ReactiveDemonstrator(env.today, style=style, seed=index)))
     asyncio.run(env.aclose())
     assert notes["none left"] >= len(infeasible) and notes["dates"] >= 1, notes
+
+
+def test_the_note_can_be_the_line_right_before_the_reply(template_db: Path, objectives, tmp_path: Path) -> None:
+    """``goal_check_placement: last_line`` moves the same note from the booking context line to a "Goal check:"
+    line after the agent's latest message, the last line before "User:"; the state is otherwise unchanged."""
+    objective = next(o for o in objectives if o.feasible and o.passengers > 1 and o.cabin == "economy")
+    states: dict[str, str] = {}
+    for placement in ("context", "last_line"):
+        config = EnvironmentConfig(db_path=str(template_db), workdir=str(tmp_path / placement), goal_check=True,
+                                   goal_check_placement=placement, agent=BookingAgentConfig(transport="inprocess"))
+        env = BookingConversationEnvironment(config)
+        env.reset(objective=objective, seed=0)
+        asyncio.run(env.step(f"I'd like to fly from {objective.origin} to {objective.destination} on "
+                             f"{objective.date}."))
+        states[placement] = env.format_state()
+        asyncio.run(env.aclose())
+    note = f"not your goal: 1 passenger (you want {objective.passengers})"
+    lines = states["last_line"].splitlines()
+    assert lines[-2:] == [f"Goal check: {note}", "User:"], lines[-3:]
+    assert "not your goal" not in _context_line(states["last_line"])
+    assert states["last_line"].replace(f"\nGoal check: {note}", "") == states["context"].replace(f"; {note}", "")
+
+
+def test_an_unknown_placement_is_a_one_line_error() -> None:
+    with pytest.raises(ValueError, match="goal_check_placement must be one of"):
+        EnvironmentConfig(goal_check_placement="top")

@@ -360,6 +360,12 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
         (item_type,) = typing.get_args(annotation) or (Any,)
         return [_check_type(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        key_type, item_type = typing.get_args(annotation) or (Any, Any)
+        return {_check_type(name, key_type, f"{key} key"): _check_type(item, item_type, f"{key}.{name}")
+                for name, item in value.items()}
     if annotation is Any:
         return value
     if annotation is float:

@@ -15,6 +15,10 @@ conversation becomes one row:
     persona, move_made, exposed
                      the episode's persona, whether it made the persona's move, whether it exposed a hallucination
                      ("", False, False in a cooperative run: one schema serves both)
+    situation        what makes the turn rare (``environment.demonstrators.SITUATIONS``): "correction" (the agent
+                     assumed a detail the goal does not have), "unusual_opening" (the first message on a goal with
+                     such a detail), "persona_move" (the message that made the persona's move), or ""; the warm
+                     start can repeat such rows (``warm_start.repeat_situations``)
 
 With personas (``fuzzing.personas``, which ``mode: adversarial`` needs), each episode is played by a
 :class:`~environment.persona_demonstrators.PersonaDemonstrator` of the persona the environment drew, and an
@@ -44,7 +48,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from environment.conversation import BookingConversationEnvironment, EnvironmentStep, EpisodeOutcome
-from environment.demonstrators import DEMONSTRATOR_STYLES, ReactiveDemonstrator
+from environment.demonstrators import DEMONSTRATOR_STYLES, ReactiveDemonstrator, turn_situation
 from environment.objectives import Objective, load_objectives
 from environment.persona_demonstrators import PersonaDemonstrator
 from environment.personas import PERSONA_MOVES, persona_fidelity, persona_move_made
@@ -52,7 +56,7 @@ from training.cli import OneLineParser, fail
 from training.config import ConfigError, TrainingConfig, load_config
 
 ROW_COLUMNS = ("prompt", "completion", "objective_id", "objective_kind", "verifier_score", "demonstrator", "turn",
-               "episode_seed", "persona", "move_made", "exposed")
+               "episode_seed", "persona", "move_made", "exposed", "situation")
 
 
 @dataclass
@@ -127,12 +131,16 @@ async def collect_demonstrations(config: TrainingConfig, objectives: list[Object
             demonstrator = (PersonaDemonstrator(env.today, persona.name, style, seed=episode_seed,
                                                 deadline_turn=max(0, config.environment.max_conversation_length - 2))
                             if persona else ReactiveDemonstrator(env.today, style, seed=episode_seed))
-            turns: list[tuple[str, str, int]] = []
+            turns: list[tuple[str, str, int, str]] = []
             while True:
                 prompt = env.format_state()
                 message = demonstrator(env.state)
-                turns.append((prompt, message, env.state.turn + 1))
+                turn, situation = env.state.turn + 1, turn_situation(env.state, env.today)
+                made_before = persona is not None and demonstrator.move_made(env.state)
                 step = await env.step(message)
+                if persona is not None and not made_before and demonstrator.move_made(env.state):
+                    situation = "persona_move"
+                turns.append((prompt, message, turn, situation))
                 if step.done or step.truncated:
                     break
             run.played[objective.kind] += 1
@@ -151,8 +159,9 @@ async def collect_demonstrations(config: TrainingConfig, objectives: list[Object
                 else {"persona": "", "move_made": False, "exposed": False}
             run.rows += [{"prompt": prompt, "completion": message, "objective_id": objective.objective_id,
                           "objective_kind": objective.kind, "verifier_score": float(step.info["verifier_score"]),
-                          "demonstrator": demonstrator.name, "turn": turn, "episode_seed": episode_seed, **labels}
-                         for prompt, message, turn in turns]
+                          "demonstrator": demonstrator.name, "turn": turn, "episode_seed": episode_seed, **labels,
+                          "situation": situation}
+                         for prompt, message, turn, situation in turns]
     finally:
         await env.aclose()
     run.seconds = time.perf_counter() - start

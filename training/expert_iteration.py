@@ -80,7 +80,8 @@ def policy_rows(records: list[EpisodeRecord], prompts: dict[int, str], round_ind
             rows.append({"prompt": prompts[id(query)], "completion": message,
                          "objective_id": record.objective.objective_id, "objective_kind": record.objective.kind,
                          "verifier_score": float(outcome.verifier_score), "demonstrator": f"policy round {round_index}",
-                         "turn": turn, "episode_seed": record.episode_seed, **labels})
+                         "turn": turn, "episode_seed": record.episode_seed, **labels,
+                         "situation": ""})  # the sampled states are strings here: not labelled, not repeated
     return rows
 
 

@@ -49,6 +49,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -171,6 +172,15 @@ def split_rows(dataset: Any, eval_fraction: float, seed: int) -> tuple[list[int]
     held = min(len(keys) - 1, max(1, round(eval_fraction * len(keys)))) if eval_fraction > 0 else 0
     held_out = set(keys[:held])
     return [i for i in range(n) if groups[i] not in held_out], [i for i in range(n) if groups[i] in held_out]
+
+
+def repeated_rows(dataset: Any, rows: list[int], repeats: dict[str, int]) -> list[int]:
+    """``rows`` with each row whose ``situation`` is a key of ``repeats`` listed that many times (in place, so the
+    trainer's shuffle spreads the copies); a dataset without the column (a user's own) is returned unchanged."""
+    if not repeats or "situation" not in dataset.column_names:
+        return rows
+    situations = dataset["situation"]
+    return [i for i in rows for _ in range(repeats.get(situations[i], 1))]
 
 
 def completion_targets(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -352,6 +362,7 @@ def warm_start(model_config: ModelConfig, warm_config: WarmStartConfig, dataset:
     tokenizer = load_tokenizer_checked(path)  # rows are checked before the model loads
     examples, counts = encode_rows(tokenizer, dataset, policy_config, turn_end)
     train_rows, eval_rows = split_rows(dataset, warm_config.eval_fraction, warm_config.seed)
+    train_rows = repeated_rows(dataset, train_rows, warm_config.repeat_situations)
     train_examples, eval_examples = [examples[i] for i in train_rows], [examples[i] for i in eval_rows]
     pad_id = tokenizer.pad_token_id
 
@@ -384,6 +395,7 @@ def warm_start(model_config: ModelConfig, warm_config: WarmStartConfig, dataset:
         "eval_completion_loss_before": eval_before,
         "eval_completion_loss_after": eval_after,
         "rows": len(dataset), "rows_train": len(train_rows), "rows_eval": len(eval_rows), **counts,
+        "rows_per_situation": dict(Counter(dataset["situation"])) if "situation" in dataset.column_names else {},
         "steps": steps,
         "seconds": round(time.perf_counter() - start, 2),
         "train_seconds": round(train_seconds, 2),
@@ -415,8 +427,8 @@ def main(argv: list[str] | None = None) -> None:
     defaults = WarmStartConfig()
     for field in dataclasses.fields(WarmStartConfig):
         if field.name in ("dataset_path", "seed", "mixed_precision", "enabled", "demonstration_episodes",
-                          "kl_reference"):
-            continue  # --dataset; the config's seed and hardware.mixed_precision; the rest are train_ppo.py's
+                          "kl_reference", "repeat_situations"):
+            continue  # --dataset; the config's seed and hardware.mixed_precision; a mapping: --set; train_ppo.py's
         kind = {int: int, float: float}.get(type(getattr(defaults, field.name)), str)
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=_typed(kind), default=None,
                             metavar=kind.__name__.upper(), help=f"default: the config's warm_start.{field.name}")
