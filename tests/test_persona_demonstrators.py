@@ -215,6 +215,10 @@ def test_persona_demonstrations_command_labels_moves_and_exposures(template_db, 
     rows = dataset.to_list()
     assert {row["persona"] for row in rows} <= set(PERSONAS) and len({row["persona"] for row in rows}) >= 4
     assert all(row["move_made"] for row in rows if row["persona"] in ATTACK_PERSONAS)
+    for seed in {row["episode_seed"] for row in rows if row["persona"] in ATTACK_PERSONAS}:
+        episode = [row for row in rows if row["episode_seed"] == seed]  # the move is made once, on one labelled turn
+        assert [row["situation"] for row in episode].count("persona_move") == 1, episode
+    assert not any(row["situation"] == "persona_move" for row in rows if row["persona"] == "relaxed")
     assert all(row["demonstrator"].startswith(f"persona-{row['persona']}-") for row in rows)
     assert any(row["exposed"] for row in rows), summary  # the rule agent hallucinates on these moves by design
     assert not any(row["exposed"] or row["move_made"] for row in rows if row["persona"] == "relaxed")
@@ -260,4 +264,24 @@ def test_cooperative_rows_carry_neutral_persona_columns(template_db, tmp_path) -
     dataset = load_from_disk(str(tmp_path / "demos"))
     assert tuple(dataset.column_names) == ROW_COLUMNS == (
         "prompt", "completion", "objective_id", "objective_kind", "verifier_score", "demonstrator", "turn",
-        "episode_seed", "persona", "move_made", "exposed")
+        "episode_seed", "persona", "move_made", "exposed", "situation")
+
+
+def test_rows_name_the_rare_situation_they_answer(template_db, tmp_path) -> None:
+    """``situation``: "correction" exactly on the turns whose state carries the goal check's "not your goal", and
+    "unusual_opening" only on first turns (goals with a party above one or a cabin other than economy)."""
+    from training.config import load_config
+    from training.demonstrations import collect_demonstrations, training_objectives
+
+    config = load_config(REPO / "configs" / "tiny_test.yaml", [
+        f"environment.db_path={template_db}", f"environment.workdir={tmp_path / 'work'}",
+        "environment.max_conversation_length=8", "environment.num_objectives=60", "environment.goal_check=true",
+        "environment.objective_summary=true"])
+    run = asyncio.run(collect_demonstrations(config, training_objectives(config), 30, seed=0))
+    situations = [row["situation"] for row in run.rows]
+    assert {"correction", "unusual_opening", ""} <= set(situations) <= {"correction", "unusual_opening", ""}
+    for row in run.rows:
+        assert (row["situation"] == "correction") == ("not your goal" in row["prompt"]), row
+        if row["situation"] == "unusual_opening":
+            goal = next(line for line in row["prompt"].splitlines() if line.startswith("Goal: "))
+            assert row["turn"] == 1 and ("economy" not in goal or " 1 passenger;" not in goal), goal

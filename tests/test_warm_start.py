@@ -31,6 +31,7 @@ from training.warm_start import (
     encode_rows,
     length_grouped_order,
     main,
+    repeated_rows,
     warm_start,
 )
 
@@ -193,7 +194,9 @@ def test_saved_policy_loads_as_policy_and_auto_user(warm_dir: Path) -> None:
     ({"max_steps": 0}, "max_steps must be > 0, or -1"), ({"learning_rate": float("nan")}, "learning_rate must be"),
     ({"eval_fraction": 1.0}, "eval_fraction must be in"), ({"turn_end": "tab"}, "turn_end must be one of"),
     ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be > 0"),
-    ({"mixed_precision": "fp8"}, "mixed_precision must be"), ({"group_by_length": "yes"}, "group_by_length must be")])
+    ({"mixed_precision": "fp8"}, "mixed_precision must be"), ({"group_by_length": "yes"}, "group_by_length must be"),
+    ({"repeat_situations": {"corrections": 2}}, "repeat_situations must be keyed by correction"),
+    ({"repeat_situations": {"correction": 0}}, "repeat_situations must be a mapping to integers >= 1")])
 def test_config_checks_name_the_field(overrides: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         WarmStartConfig(**overrides)
@@ -221,6 +224,19 @@ def test_length_grouped_order_pads_less_and_keeps_any_prefix_random() -> None:
     first = [lengths[i] for i in grouped[:320]]  # the main command's 40 steps of 8
     assert min(first) < 180 and max(first) > 300
     assert grouped == length_grouped_order(lengths, batch_size=8, seed=0) != length_grouped_order(lengths, 8, 1)
+
+
+def test_rare_situations_are_repeated_in_the_training_rows_only() -> None:
+    """``warm_start.repeat_situations``: a row whose ``situation`` is a key appears that many times among the
+    training rows; other rows once; a dataset without the column (a user's own) is left as it is."""
+    from datasets import Dataset
+
+    dataset = Dataset.from_dict({"prompt": ["a", "b", "c", "d"], "completion": ["w", "x", "y", "z"],
+                                 "situation": ["", "correction", "unusual_opening", "correction"]})
+    rows = repeated_rows(dataset, [0, 1, 2], {"correction": 4, "unusual_opening": 2})  # row 3 held out
+    assert rows == [0, 1, 1, 1, 1, 2, 2]
+    assert repeated_rows(dataset, [0, 1, 2], {}) == [0, 1, 2]
+    assert repeated_rows(dataset.remove_columns("situation"), [0, 1, 2], {"correction": 4}) == [0, 1, 2]
 
 
 def _cli_args(tmp_path: Path, cache: Path, *extra: str) -> list[str]:
