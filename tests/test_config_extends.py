@@ -161,10 +161,10 @@ GUARD_CHANGES = {"ppo.kl_guard_measure"}
 
 
 def test_main_config_resolves_to_the_latest_main_command_record() -> None:
-    """The main recipe is what round 12 measured; when the recipe changes, a new results folder records it and this
+    """The main recipe is what round 13 measured; when the recipe changes, a new results folder records it and this
     comparison moves there."""
     shipped = config_to_dict(load_config(CONFIGS / "ppo_training_config.yaml"))
-    assert _differing(shipped, _record("main_command_v11")) == set()
+    assert _differing(shipped, _record("main_command_v12")) == set()
 
 
 def _differing(shipped: dict[str, Any], measured: dict[str, Any]) -> set[str]:
