@@ -94,10 +94,10 @@ def test_evaluate_rejects_a_missing_model(tmp_path) -> None:
     assert result.returncode == 2 and "no such file or directory" in result.stderr
 
 
-@pytest.mark.parametrize("question", ["name", "date", "opening"])
+@pytest.mark.parametrize("question", ["name", "date", "opening", "correction"])
 def test_probe_reaches_the_question(tiny_run, question: str) -> None:
-    """The scripted prefix lands every probed objective on the agent's name (or date) question, or its opening;
-    the counts add up."""
+    """The scripted prefix lands every probed objective on the agent's name (or date) question, its opening, or an
+    offer for one passenger (correction); the counts add up."""
     out, args = tiny_run
     result = subprocess.run([sys.executable, str(REPO / "training" / "probe_name_answer.py"), "--model",
                              str(out / "final_model"), "--config", str(REPO / "configs" / "tiny_test.yaml"),
@@ -127,6 +127,9 @@ def test_opening_probe_counts_only_replies_that_say_every_unusual_detail(objecti
     assert gives_the_answer(group, f"{trip} Business class, for 3 passengers.", "opening", today)
     assert not gives_the_answer(group, f"{trip} Business class, there are two of us.", "opening", today)
     assert not gives_the_answer(group, f"{trip} We are 3 people.", "opening", today)  # the cabin is missing
+    assert gives_the_answer(group, "Actually it's three of us.", "correction", today)
+    assert not gives_the_answer(group, "I'll take the first one.", "correction", today)
+    assert not gives_the_answer(group, "Sorry, it's for 2 passengers.", "correction", today)
 
 
 def test_evaluate_refuses_to_repeat_objectives(tiny_run) -> None:
