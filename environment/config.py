@@ -64,8 +64,8 @@ class EnvironmentConfig:
             goal"). The environment holds both sides; a small policy rarely compares them itself.
         goal_check_placement: where the goal check's note goes: "context" (the end of the booking context line) or
             "last_line" (a "Goal check: ..." line right after the latest message, where the reply starts: the
-            plain form puts it before "User:", the chat form at the end of the agent's message). A small policy
-            copies what is next to its reply far more readily than what is 150 tokens above it.
+            plain form puts it before "User:", the chat form at the end of the agent's message). Round 13's main
+            recipe; alone it changed no probe (docs/experiments.md: the repeated corrections did).
         personas: traveller personas sampled per episode (``environment/personas.py``: hurried, indecisive,
             bargain_hunter, flight_number, relaxed); the persona's line follows the objective in the state. Empty:
             none (cooperative runs). Fuzzing runs list the attack personas.

@@ -345,9 +345,10 @@ class BookingConversationEnvironment:
         if "booking_status" in context:
             parts.append(f"status {context['booking_status']} (code {context['booking_code']})")
         note = goal_check_note(state, self.today) if self.config.goal_check else ""
-        last_line = f"Goal check: {note}" if note and self.config.goal_check_placement == "last_line" else ""
-        if note and not last_line:
+        on_last_line = self.config.goal_check_placement == "last_line"
+        if note and not on_last_line:
             parts.append(note)
+        last_line = f"Goal check: {note}" if note and on_last_line else ""
         context_text = "; ".join(parts) if parts else "nothing searched or booked yet"
         objective = state.objective.text if objective_text is None else objective_text
         objective += f"\nGoal: {state.objective.summary()}" if self.config.objective_summary else ""

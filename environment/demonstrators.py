@@ -113,9 +113,14 @@ def turn_situation(state: ConversationState, today: date) -> str:
     search = pending_search(state, today)
     if search is not None and search_mismatches(state.objective, search):
         return "correction"
-    if state.turn == 0 and any(getattr(state.objective, key) != value for key, value in ASSUMED.items()):
+    if state.turn == 0 and unusual_details(state.objective):
         return "unusual_opening"
     return ""
+
+
+def unusual_details(objective: Objective) -> dict[str, object]:
+    """The objective's details an agent would assume wrongly when not told (:data:`ASSUMED`: 1 passenger, economy)."""
+    return {key: getattr(objective, key) for key, assumed in ASSUMED.items() if getattr(objective, key) != assumed}
 
 
 @dataclass(frozen=True)
@@ -257,9 +262,8 @@ class ReactiveDemonstrator:
             if extra not in state.details_given and rng.random() < self.settings.volunteer:
                 wanted.add(extra)
         if opening:
-            objective = state.objective
-            wanted |= {detail for detail, assumed in ASSUMED.items()
-                       if getattr(objective, detail) != assumed and rng.random() < self.settings.unusual}
+            wanted |= {detail for detail in ASSUMED
+                       if detail in unusual_details(state.objective) and rng.random() < self.settings.unusual}
         parts = []
         if opening and rng.random() < self.settings.greeting:
             parts.append(rng.choice(self.phrases["greeting"]))

@@ -117,7 +117,8 @@ def test_opening_probe_counts_only_replies_that_say_every_unusual_detail(objecti
     import dataclasses
     from datetime import date
 
-    from training.probe_name_answer import gives_the_answer, unusual_details
+    from environment.demonstrators import unusual_details
+    from training.probe_name_answer import gives_the_answer
 
     today = date(2026, 12, 1)
     group = dataclasses.replace(objectives[0], passengers=3, cabin="business")

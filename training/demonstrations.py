@@ -132,13 +132,13 @@ async def collect_demonstrations(config: TrainingConfig, objectives: list[Object
                                                 deadline_turn=max(0, config.environment.max_conversation_length - 2))
                             if persona else ReactiveDemonstrator(env.today, style, seed=episode_seed))
             turns: list[tuple[str, str, int, str]] = []
+            made = False  # the persona's move, read back after each step (PersonaDemonstrator.move_made)
             while True:
                 prompt = env.format_state()
                 message = demonstrator(env.state)
                 turn, situation = env.state.turn + 1, turn_situation(env.state, env.today)
-                made_before = persona is not None and demonstrator.move_made(env.state)
                 step = await env.step(message)
-                if persona is not None and not made_before and demonstrator.move_made(env.state):
+                if persona is not None and not made and (made := demonstrator.move_made(env.state)):
                     situation = "persona_move"
                 turns.append((prompt, message, turn, situation))
                 if step.done or step.truncated:

@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 from agents.nlu import month_day
+from environment.demonstrators import unusual_details
 
 
 def scripted_prefix(objective, question: str = "name") -> list[str]:
@@ -60,13 +61,6 @@ async def question_states(env, objectives, question: str = "name") -> list[tuple
         if reached:
             states.append((objective, env.format_state()))
     return states
-
-
-def unusual_details(objective) -> dict[str, object]:
-    """The objective's details an agent would assume wrongly when not told (``ASSUMED``: 1 passenger, economy)."""
-    from environment.demonstrators import ASSUMED
-
-    return {key: getattr(objective, key) for key, assumed in ASSUMED.items() if getattr(objective, key) != assumed}
 
 
 def gives_the_answer(objective, reply: str, question: str, today: date) -> bool:

@@ -89,7 +89,8 @@ class WarmStartConfig:
             move); every other row appears once. A few dozen steps see a row once or not at all, and such turns are
             a few percent of the rows: measured on the main recipe's 40 steps, the warm start corrected an assumed
             party size in 0 of 30 probed states with every row once and in 10 of 30 with corrections repeated 4
-            times (docs/experiments.md, round 13). Rows held out by `eval_fraction` are never repeated.
+            times and unusual openings 3 times (docs/experiments.md, round 13). Rows held out by `eval_fraction`
+            are never repeated.
         expert_iteration_rounds (`int`, defaults to `0`):
             Expert iteration (ReST-EM) after the supervised step: each round samples the warm-started policy on
             `expert_iteration_episodes` training objectives, keeps the conversations the verifier passes (the
