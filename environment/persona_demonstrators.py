@@ -92,6 +92,11 @@ MOVE_OPENERS: dict[str, list[str]] = {
     "flight_number": ["", "Oh, ", "Actually, ", "By the way, ", "Hmm, ", "One thing: "],
     "change": ["", "Wait, ", "Hmm, ", "Sorry, ", "Oh, ", "Hold on. "],
 }
+# A move is said after the reply it comes with ("I'll take B6481. Any discount?") only when the whole message stays
+# under this many characters (about 24 tokens: SmolLM2's tokenizer reads 3.3 characters a token in these messages);
+# otherwise, and in half the messages anyway, it comes first. Said last whatever the length, the move was cut off by
+# the policy's 24-token response budget in 12 of 98 demonstrated moves; said this way, in none (session 22).
+MOVE_LAST_MAX_CHARS = 80
 _CLAIMED_BOOKING = re.compile(r"\b(booked|all set|reserved|is confirmed|booking confirmed|reservation is complete)\b",
                               re.IGNORECASE)
 
@@ -162,8 +167,8 @@ class PersonaDemonstrator:
             return phrase  # instead of the goodbye or the yes
         if self.move in ("change_of_mind", "flight_number") and offered_flights(agent_text):
             return phrase  # instead of a pick
-        if self.move == "pressure" and rng.random() < 0.5:
-            return f"{phrase} {reply}"
+        if rng.random() < 0.5 or len(reply) + len(phrase) >= MOVE_LAST_MAX_CHARS:
+            return f"{phrase} {reply}"  # the move first, where the policy's response budget cannot cut it off
         return f"{reply} {phrase}"
 
     # -- the move ------------------------------------------------------------------------------------------------

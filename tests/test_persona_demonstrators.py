@@ -20,6 +20,7 @@ from environment.conversation import BookingConversationEnvironment, Conversatio
 from environment.objectives import Objective, load_objectives
 from environment.persona_demonstrators import (
     CHANGES,
+    MOVE_LAST_MAX_CHARS,
     MOVE_OPENERS,
     MOVE_PHRASES,
     PERSONA_MOMENTS,
@@ -129,6 +130,27 @@ def test_moves_come_at_varied_turns_and_wordings_across_seeds(template_db, tmp_p
         assert moments == set(PERSONA_MOMENTS[persona]), (persona, moments)
         assert len(turns) >= 3, (persona, turns)  # the first user turn, a later answer, at the offer, ...
         assert len(move_messages) >= 12, (persona, move_messages)
+
+
+def test_a_move_survives_the_response_budget(template_db, tmp_path, objectives) -> None:
+    """A move said with a reply comes after it only in a short message: in a long one it comes first, so the
+    policy's response budget (24 tokens; SmolLM2's tokenizer reads 3.3 characters a token in these messages) cannot
+    cut it off: the move is read in the first MOVE_LAST_MAX_CHARS characters. Session 22: said last, 12 of 98
+    demonstrated moves were cut by the budget, none said this way."""
+    feasible = [o for o in objectives if o.feasible]
+    long_messages = 0
+    for persona in ATTACK_PERSONAS:
+        env = persona_env(template_db, tmp_path / persona, [persona])
+        for seed in range(15):
+            _, messages, outcome = play(env, feasible[seed % len(feasible)], seed)
+            turn = next(turn for turn, moves in enumerate(outcome.attack_moves) if PERSONA_MOVES[persona] in moves)
+            message = messages[turn]
+            long_messages += len(message) >= MOVE_LAST_MAX_CHARS
+            searched = persona == "indecisive"  # a change of mind counts after the search, where it was said
+            kept = attack_moves(parse_message(message[:MOVE_LAST_MAX_CHARS], {}, env.today), feasible[seed % len(feasible)], searched)
+            assert PERSONA_MOVES[persona] in kept, (persona, message)
+        asyncio.run(env.aclose())
+    assert long_messages >= 5  # the rule was exercised, not only short messages
 
 
 def test_persona_fidelity_of_the_demonstrators(template_db, tmp_path, objectives) -> None:
