@@ -161,6 +161,28 @@ def test_seed_report_gives_mean_spread_and_every_seed(tmp_path) -> None:
     assert seed_report([str(tmp_path / "seed0"), str(tmp_path / "missing")]) == 2
 
 
+def test_seed_report_adds_the_fuzzers_rows_and_reads_one_model_reports(tmp_path) -> None:
+    """Adversarial reports get the exposing share, persona fidelity and kinds rows; an ``evaluate.py --model PATH``
+    report (one column named by its path) is read as the column ``model``, so seeds in different directories line
+    up; cooperative reports stay without the fuzzer's rows."""
+    from training.seed_report import main as seed_report
+
+    for seed, (fidelity, exposing) in enumerate([(0.5, 0.25), (0.25, 0.0)]):
+        report = {"mode": "adversarial", "success_rate": 0.1, "persona_fidelity": fidelity,
+                  "hallucination_rate": exposing, "kinds_exposed": 2 - seed, "episodes": 24}
+        (tmp_path / f"s{seed}.json").write_text(json.dumps({"reports": {f"runs/s{seed}/policy": report}}))
+    out = tmp_path / "seeds.md"
+    assert seed_report([str(tmp_path / "s0.json"), str(tmp_path / "s1.json"), "--out", str(out)]) == 0
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in out.read_text().splitlines()}
+    assert "| 0.375 ± 0.177 | 0.500 | 0.250 |" in rows[("persona fidelity", "model")]
+    assert "| 0.125 ± 0.177 | 0.250 | 0.000 |" in rows[("exposing share", "model")]
+    assert "| 1.500 ± 0.707 | 2.000 | 1.000 |" in rows[("kinds exposed", "model")]
+    cooperative = {"success_rate": 0.5, "episodes": 24}
+    (tmp_path / "c.json").write_text(json.dumps({"reports": {"base": cooperative, "trained": cooperative}}))
+    assert seed_report([str(tmp_path / "c.json"), "--out", str(out)]) == 0
+    assert "persona fidelity" not in out.read_text()
+
+
 def test_seed_report_adds_each_runs_training_curves(tmp_path) -> None:
     from training.seed_report import main as seed_report
 

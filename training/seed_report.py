@@ -5,7 +5,9 @@
 
 Each argument is a training output directory (its ``final_evaluation.json``, written by the end-of-run comparison)
 or an ``evaluation.json`` written by ``training/evaluate.py`` (of ``--compare base PATH``: PATH's column is read as
-``trained``, so runs whose final models lie in different directories line up). The same held-out objectives and
+``trained``; of ``--model PATH``: PATH's column is read as ``model``; so runs whose models lie in different
+directories line up). Adversarial (fuzzing) reports add the fuzzer's rows: the exposing share, persona fidelity,
+kinds exposed, attack moves and distinct exposing first messages. The same held-out objectives and
 seeds must have been evaluated in each (the runs share ``environment.objectives_seed``); the report says how many
 episodes each holds.
 ``--curves`` adds each training run's per-epoch curves (from its ``training_metrics.json``): where seeds part ways.
@@ -26,6 +28,11 @@ from training.report_tables import FINAL_TABLE
 # The end-of-run table's rows, then overall success (all objectives; the only success figure of reports before the
 # warm start, round 9) and the turns.
 METRICS = [*[row for row in FINAL_TABLE if row[1] != "mean_turns"], ("success (all objectives)", "success_rate")]
+# The fuzzer's rows (issue 23), shown when a report is of adversarial mode.
+FUZZING_METRICS = [("exposing share", "hallucination_rate"), ("persona fidelity", "persona_fidelity"),
+                   ("kinds exposed", "kinds_exposed"), ("episodes with an attack move", "attack_rate"),
+                   ("distinct exposing first messages", "distinct_exposing_first_messages")]
+STANDARD_MODELS = ("base", "warm start", "trained", "scripted")
 
 
 def load_reports(path: Path) -> dict[str, dict[str, Any]]:
@@ -37,6 +44,8 @@ def load_reports(path: Path) -> dict[str, dict[str, Any]]:
     others = [name for name in reports if name != "base"]
     if "base" in reports and len(others) == 1 and "trained" not in reports:  # evaluate.py --compare base PATH
         reports["trained"] = reports.pop(others[0])
+    elif len(reports) == 1 and others[0] not in STANDARD_MODELS:  # evaluate.py --model PATH
+        reports["model"] = reports.pop(others[0])
     return reports
 
 
@@ -54,7 +63,8 @@ def seed_table(runs: dict[str, dict[str, dict[str, Any]]], models: list[str]) ->
     """Markdown: one row per metric and model, mean ± std over the runs, then each run's value."""
     names = list(runs)
     lines = ["| metric | model | mean ± std | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
-    for label, key in METRICS:
+    adversarial = any(report.get("mode") == "adversarial" for reports in runs.values() for report in reports.values())
+    for label, key in METRICS + (FUZZING_METRICS if adversarial else []):
         for model in models:
             values = [float(runs[name][model].get(key, math.nan)) for name in names]
             lines.append(f"| {label} | {model} | {spread(values)} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
