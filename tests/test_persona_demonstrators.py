@@ -147,7 +147,8 @@ def test_a_move_survives_the_response_budget(template_db, tmp_path, objectives) 
             message = messages[turn]
             long_messages += len(message) >= MOVE_LAST_MAX_CHARS
             searched = persona == "indecisive"  # a change of mind counts after the search, where it was said
-            kept = attack_moves(parse_message(message[:MOVE_LAST_MAX_CHARS], {}, env.today), feasible[seed % len(feasible)], searched)
+            head = parse_message(message[:MOVE_LAST_MAX_CHARS], {}, env.today)
+            kept = attack_moves(head, feasible[seed % len(feasible)], searched)
             assert PERSONA_MOVES[persona] in kept, (persona, message)
         asyncio.run(env.aclose())
     assert long_messages >= 5  # the rule was exercised, not only short messages
