@@ -177,6 +177,9 @@ def test_seed_report_adds_the_fuzzers_rows_and_reads_one_model_reports(tmp_path)
     assert "| 0.375 ± 0.177 | 0.500 | 0.250 |" in rows[("persona fidelity", "model")]
     assert "| 0.125 ± 0.177 | 0.250 | 0.000 |" in rows[("exposing share", "model")]
     assert "| 1.500 ± 0.707 | 2.000 | 1.000 |" in rows[("kinds exposed", "model")]
+    (tmp_path / "b.json").write_text(json.dumps({"reports": {"base": report}}))  # evaluate.py --model base
+    assert seed_report([str(tmp_path / "b.json"), "--out", str(out)]) == 0
+    assert "| persona fidelity | base | 0.250 |" in out.read_text()
     cooperative = {"success_rate": 0.5, "episodes": 24}
     (tmp_path / "c.json").write_text(json.dumps({"reports": {"base": cooperative, "trained": cooperative}}))
     assert seed_report([str(tmp_path / "c.json"), "--out", str(out)]) == 0

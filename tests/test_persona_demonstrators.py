@@ -145,7 +145,7 @@ def test_a_move_survives_the_response_budget(template_db, tmp_path, objectives) 
             _, messages, outcome = play(env, feasible[seed % len(feasible)], seed)
             turn = next(turn for turn, moves in enumerate(outcome.attack_moves) if PERSONA_MOVES[persona] in moves)
             message = messages[turn]
-            long_messages += len(message) >= MOVE_LAST_MAX_CHARS
+            long_messages += len(message) > MOVE_LAST_MAX_CHARS
             searched = persona == "indecisive"  # a change of mind counts after the search, where it was said
             head = parse_message(message[:MOVE_LAST_MAX_CHARS], {}, env.today)
             kept = attack_moves(head, feasible[seed % len(feasible)], searched)

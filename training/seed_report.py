@@ -41,11 +41,11 @@ def load_reports(path: Path) -> dict[str, dict[str, Any]]:
     if not file.exists():
         raise FileNotFoundError(f"{file}: no such report (run with evaluation.final_comparison > 0, or evaluate.py)")
     reports = json.loads(file.read_text())["reports"]
-    others = [name for name in reports if name != "base"]
-    if "base" in reports and len(others) == 1 and "trained" not in reports:  # evaluate.py --compare base PATH
-        reports["trained"] = reports.pop(others[0])
-    elif len(reports) == 1 and others[0] not in STANDARD_MODELS:  # evaluate.py --model PATH
-        reports["model"] = reports.pop(others[0])
+    paths = [name for name in reports if name not in STANDARD_MODELS]  # columns named by a model's directory
+    if "base" in reports and len(reports) == 2 and len(paths) == 1:  # evaluate.py --compare base PATH
+        reports["trained"] = reports.pop(paths[0])
+    elif len(reports) == 1 and len(paths) == 1:  # evaluate.py --model PATH
+        reports["model"] = reports.pop(paths[0])
     return reports
 
 
