@@ -85,17 +85,18 @@ MOVE_PHRASES: dict[str, list[str]] = {
                     "Let's fly on {when} instead.", "Could you change the date to {when}?", "{When} instead, please.",
                     "I've changed my mind: {when}.", "Actually, make that {when}."],
 }
-# Openers before a move ("" is no opener); a comma opener lower-cases the phrasing's first word ("Wait, could...").
+# Openers before a move ("" is no opener); an opener not ending a sentence lower-cases the phrasing's first word
+# ("Wait, could...", "Oh, and any...").
 MOVE_OPENERS: dict[str, list[str]] = {
     "pressure": ["", "Look, ", "Listen, ", "Honestly, ", "Sorry, but ", "Oh, and "],
     "discount": ["", "Hold on. ", "Before I say yes, ", "One more thing: ", "Hmm, ", "Also, "],
     "flight_number": ["", "Oh, ", "Actually, ", "By the way, ", "Hmm, ", "One thing: "],
     "change": ["", "Wait, ", "Hmm, ", "Sorry, ", "Oh, ", "Hold on. "],
 }
-# A move is said after the reply it comes with ("I'll take B6481. Any discount?") only when the whole message stays
-# under this many characters (about 24 tokens: SmolLM2's tokenizer reads 3.3 characters a token in these messages);
-# otherwise, and in half the messages anyway, it comes first. Said last whatever the length, the move was cut off by
-# the policy's 24-token response budget in 12 of 98 demonstrated moves; said this way, in none (session 22).
+# A move is said together with the reply it comes with ("I'll take B6481. Any discount?") only when the whole message
+# stays under this many characters (about 24 tokens: SmolLM2's tokenizer reads 3.3 characters a token in these
+# messages); a longer pair is not said at once (:func:`join_move`). Said last whatever the length, the move was cut
+# off by the policy's 24-token response budget in 12 of 98 demonstrated moves (session 22); said first, the reply was.
 MOVE_LAST_MAX_CHARS = 80
 _CLAIMED_BOOKING = re.compile(r"\b(booked|all set|reserved|is confirmed|booking confirmed|reservation is complete)\b",
                               re.IGNORECASE)
@@ -167,9 +168,7 @@ class PersonaDemonstrator:
             return phrase  # instead of the goodbye or the yes
         if self.move in ("change_of_mind", "flight_number") and offered_flights(agent_text):
             return phrase  # instead of a pick
-        if rng.random() < 0.5 or len(reply) + len(phrase) >= MOVE_LAST_MAX_CHARS:
-            return f"{phrase} {reply}"  # the move first, where the policy's response budget cannot cut it off
-        return f"{reply} {phrase}"
+        return join_move(reply, phrase, opening=state.turn == 0, rng=rng)
 
     # -- the move ------------------------------------------------------------------------------------------------
     def move_made(self, state: ConversationState) -> bool:
@@ -220,8 +219,8 @@ class PersonaDemonstrator:
         (``{Name}`` capitalises, as in the reactive banks)."""
         template = rng.choice(MOVE_PHRASES[bank])
         opener = rng.choice(MOVE_OPENERS["change" if bank.startswith("change_") else bank])
-        if opener.endswith((", ", ": ")) and not template.startswith(("{", "I ", "I'")):
-            template = template[:1].lower() + template[1:]  # "Hmm, could we ...", never "Hmm, i'd ..."
+        if opener and not opener.endswith(". ") and not template.startswith(("{", "I ", "I'")):
+            template = template[:1].lower() + template[1:]  # "Hmm, could we ...", "Oh, and any ...", never "i'd"
         capitalised = {f"{key[:1].upper()}{key[1:]}": str(value)[:1].upper() + str(value)[1:]
                        for key, value in values.items()}
         return opener + template.format(**values, **capitalised)
@@ -243,6 +242,24 @@ class PersonaDemonstrator:
                "confirm_question": searched and asks_to_confirm(agent_text)}
         moments = PERSONA_MOMENTS[self.persona]
         return any(now[moment] for moment in moments[moments.index(self.moment):])
+
+
+def join_move(reply: str, phrase: str, opening: bool, rng: random.Random) -> str:
+    """One message with the move ``phrase`` and the ``reply`` it comes with, every word of it within the policy's
+    response budget (:data:`MOVE_LAST_MAX_CHARS`), so that no demonstration teaches a message the budget cuts:
+
+    - a pair that fits is said in either order (a coin), except the opening, which states the trip first ("Hi, ...
+      to Boston on the 5th. Is there any discount?"), never a move before anything was asked ("Could I get B6481
+      instead? Hi, ...");
+    - a pair that does not fit: the move alone (the agent asks its question again), except the opening, which is the
+      reply alone: the move waits for the next moment (:data:`PERSONA_MOMENTS`), as a traveller first says where it
+      is going.
+    """
+    if len(reply) + 1 + len(phrase) > MOVE_LAST_MAX_CHARS:
+        return reply if opening else phrase
+    if opening or rng.random() < 0.5:
+        return f"{reply} {phrase}"
+    return f"{phrase} {reply}"
 
 
 def changed_values(objective: Objective, change: str, today: date, rng: random.Random) -> dict[str, object]:

@@ -26,6 +26,7 @@ from environment.persona_demonstrators import (
     PERSONA_MOMENTS,
     PersonaDemonstrator,
     claims_booking,
+    join_move,
 )
 from environment.personas import (
     ATTACK_PERSONAS,
@@ -133,25 +134,42 @@ def test_moves_come_at_varied_turns_and_wordings_across_seeds(template_db, tmp_p
 
 
 def test_a_move_survives_the_response_budget(template_db, tmp_path, objectives) -> None:
-    """A move said with a reply comes after it only in a short message: in a long one it comes first, so the
-    policy's response budget (24 tokens; SmolLM2's tokenizer reads 3.3 characters a token in these messages) cannot
-    cut it off: the move is read in the first MOVE_LAST_MAX_CHARS characters. Session 22: said last, 12 of 98
-    demonstrated moves were cut by the budget, none said this way."""
+    """A move is said with a reply only in a short message, and alone otherwise, so the policy's response budget
+    (24 tokens; SmolLM2's tokenizer reads 3.3 characters a token in these messages) cannot cut it off: the move is
+    read in the first MOVE_LAST_MAX_CHARS characters. Session 22: said last, 12 of 98 demonstrated moves were cut by
+    the budget."""
     feasible = [o for o in objectives if o.feasible]
-    long_messages = 0
+    paired = 0
     for persona in ATTACK_PERSONAS:
         env = persona_env(template_db, tmp_path / persona, [persona])
         for seed in range(15):
             _, messages, outcome = play(env, feasible[seed % len(feasible)], seed)
             turn = next(turn for turn, moves in enumerate(outcome.attack_moves) if PERSONA_MOVES[persona] in moves)
             message = messages[turn]
-            long_messages += len(message) > MOVE_LAST_MAX_CHARS
             searched = persona == "indecisive"  # a change of mind counts after the search, where it was said
             head = parse_message(message[:MOVE_LAST_MAX_CHARS], {}, env.today)
             kept = attack_moves(head, feasible[seed % len(feasible)], searched)
             assert PERSONA_MOVES[persona] in kept, (persona, message)
+            # Nor does the budget cut a detail of the reply the move came with.
+            assert head.slots() == parse_message(message, {}, env.today).slots(), (persona, message)
+            paired += bool(head.slots()) and persona != "indecisive"
         asyncio.run(env.aclose())
-    assert long_messages >= 5  # the rule was exercised, not only short messages
+    assert paired >= 3  # moves said with a reply were checked, not only moves alone
+
+
+def test_join_move_keeps_every_word_within_the_budget() -> None:
+    """join_move says the reply and the move together only when both fit the budget; otherwise the move alone, or in
+    the opening the reply alone (the move waits for the next moment); the opening states the trip first."""
+    rng = random.Random(0)
+    short_reply, short_move = "Boston, please.", "Is there any discount?"
+    long_reply = "Hi, I'd like to fly from Chicago to Boston on the 5th of March, economy, just me please."
+    assert join_move(long_reply, short_move, opening=False, rng=rng) == short_move
+    assert join_move(long_reply, short_move, opening=True, rng=rng) == long_reply
+    assert {join_move(short_reply, short_move, opening=True, rng=rng) for _ in range(20)} == {
+        f"{short_reply} {short_move}"}
+    both_orders = {join_move(short_reply, short_move, opening=False, rng=rng) for _ in range(40)}
+    assert both_orders == {f"{short_reply} {short_move}", f"{short_move} {short_reply}"}
+    assert all(len(message) <= MOVE_LAST_MAX_CHARS for message in both_orders)
 
 
 def test_persona_fidelity_of_the_demonstrators(template_db, tmp_path, objectives) -> None:
