@@ -87,6 +87,24 @@ def test_final_comparison_has_a_column_per_stage(warm_run: Path) -> None:
     assert "success (feasible)" in stdout and "infeasible ended politely" in stdout
 
 
+def test_a_fuzzing_run_writes_the_findings_of_its_held_out_comparison(warm_run: Path, tmp_path: Path,
+                                                                     template_db: Path, tiny_model_cache: Path) -> None:
+    """In adversarial mode the end-of-run comparison writes its exposures, labelled by column, to final_findings/
+    (findings.jsonl and findings.md, as evaluate.py writes them); a cooperative run writes none."""
+    from training.findings import FINAL_FINDINGS_DIR, read_findings
+
+    assert not (warm_run / FINAL_FINDINGS_DIR).exists()
+    out = tmp_path / "out"
+    _train(out, template_db, tiny_model_cache, "mode=adversarial", "fuzzing.personas=[hurried,flight_number]",
+           "warm_start.eval_fraction=0")
+    directory = out / FINAL_FINDINGS_DIR
+    assert "held-out comparison" in (directory / "findings.md").read_text()
+    findings = read_findings(directory / "findings.jsonl")
+    assert {f["model"] for f in findings} <= {"base", "warm start", "trained"}
+    reports = json.loads((out / "final_evaluation.json").read_text())["reports"]
+    assert len(findings) == sum(round(r["hallucinations_per_episode"] * r["episodes"]) for r in reports.values())
+
+
 def test_resume_reuses_the_warm_start(tmp_path: Path, template_db: Path, tiny_model_cache: Path) -> None:
     out = tmp_path / "out"
     _train(out, template_db, tiny_model_cache, "evaluation.final_comparison=0", "warm_start.eval_fraction=0")

@@ -49,6 +49,8 @@ from training.rollout import EpisodeRecord
 
 FINDINGS_JSONL = "findings.jsonl"
 FINDINGS_MD = "findings.md"
+# Where a training run writes the findings of its end-of-run held-out comparison (findings.jsonl and findings.md).
+FINAL_FINDINGS_DIR = "final_findings"
 # The columns of a booking row kept in a finding's ``database`` (``database.FlightDatabase.list_bookings``' names).
 DATABASE_FIELDS = ("confirmation_code", "flight_number", "origin", "destination", "date", "cabin", "passengers",
                    "passenger_name", "total_price", "status")

@@ -31,10 +31,13 @@ from training.config import ConfigError, TrainingConfig, save_config
 from training.credit import episode_samples
 from training.evaluation import auto_user_config, evaluate_auto_user, final_table, load_auto_user, markdown
 from training.findings import (
+    FINAL_FINDINGS_DIR,
     FINDINGS_JSONL,
+    append_findings,
     findings_from,
     read_findings,
     write_epoch_findings,
+    write_findings_report,
 )
 from training.metrics import (
     METRICS_FILE,
@@ -304,10 +307,10 @@ class TrainingRun:
                                                 count)
         return self.eval_envs
 
-    def _evaluate_saved(self, model: str, plan: list, name: str) -> dict[str, Any]:
+    def _evaluate_saved(self, model: str, plan: list, name: str) -> tuple[dict[str, Any], list]:
         """A model that is not this run's policy or reference ("base", or a saved policy directory), loaded as
         ``evaluate.py`` loads it."""
-        return self._play(load_auto_user(model, self.config), plan, name, progress=True)[0]
+        return self._play(load_auto_user(model, self.config), plan, name, progress=True)
 
     def evaluate(self) -> dict[str, float]:
         plan = evaluation_plan(self.eval_objectives)
@@ -320,17 +323,25 @@ class TrainingRun:
         write ``final_evaluation.md`` / ``.json`` (``evaluation.final_comparison``). ``evaluate.py --compare base
         final_model`` on these objectives plays the same conversations."""
         plan = evaluation_plan(self.comparison_objectives)
-        reports = {}
+        played = {}
         if self.warm_start is None:
-            reports["base"] = self._evaluate(plan, "base", reference=True, progress=True)[0]
+            played["base"] = self._evaluate(plan, "base", reference=True, progress=True)
         else:  # three columns: what each stage buys
-            reports["base"] = self._evaluate_saved("base", plan, "base")
+            played["base"] = self._evaluate_saved("base", plan, "base")
             if self.warm_start.reference_dir is not None:  # PPO's reference is the warm start
-                reports["warm start"] = self._evaluate(plan, "warm start", reference=True, progress=True)[0]
+                played["warm start"] = self._evaluate(plan, "warm start", reference=True, progress=True)
             else:
-                reports["warm start"] = self._evaluate_saved(str(self.warm_start.policy_dir), plan, "warm start")
-        reports["trained"] = self._evaluate(plan, "trained", reference=False, progress=True)[0]
+                played["warm start"] = self._evaluate_saved(str(self.warm_start.policy_dir), plan, "warm start")
+        played["trained"] = self._evaluate(plan, "trained", reference=False, progress=True)
+        reports = {name: report for name, (report, _) in played.items()}
         command = f"end of training run ({self.output_dir})"
+        if self.config.mode == "adversarial":  # the held-out exposures of every column, as evaluate.py writes them
+            directory = self.output_dir / FINAL_FINDINGS_DIR
+            directory.mkdir(exist_ok=True)
+            (directory / FINDINGS_JSONL).unlink(missing_ok=True)
+            append_findings(directory / FINDINGS_JSONL, [finding for name, (_, records) in played.items()
+                                                         for finding in findings_from(records, model=name)])
+            write_findings_report(directory, f"Fuzzing findings on the held-out comparison: {command}")
         (self.output_dir / "final_evaluation.json").write_text(json.dumps({"reports": reports}, indent=1,
                                                                            default=float))
         (self.output_dir / "final_evaluation.md").write_text(markdown(reports, command))
