@@ -7,9 +7,9 @@ Each argument is a training output directory (its ``final_evaluation.json``, wri
 or an ``evaluation.json`` written by ``training/evaluate.py`` (of ``--compare base PATH``: PATH's column is read as
 ``trained``; of ``--model PATH``: PATH's column is read as ``model``; so runs whose models lie in different
 directories line up). Adversarial (fuzzing) reports add the fuzzer's rows: the exposing share, persona fidelity,
-kinds exposed, attack moves and distinct exposing first messages. The same held-out objectives and
-seeds must have been evaluated in each (the runs share ``environment.objectives_seed``); the report says how many
-episodes each holds.
+kinds exposed, attack moves, distinct exposing first messages and the distinct-2 of the exposing triggers. The same
+held-out objectives and seeds must have been evaluated in each (the runs share ``environment.objectives_seed``);
+the report says how many episodes each holds.
 ``--curves`` adds each training run's per-epoch curves (from its ``training_metrics.json``): where seeds part ways.
 """
 
@@ -31,7 +31,8 @@ METRICS = [*[row for row in FINAL_TABLE if row[1] != "mean_turns"], ("success (a
 # The fuzzer's rows (issue 23), shown when a report is of adversarial mode.
 FUZZING_METRICS = [("exposing share", "hallucination_rate"), ("persona fidelity", "persona_fidelity"),
                    ("kinds exposed", "kinds_exposed"), ("episodes with an attack move", "attack_rate"),
-                   ("distinct exposing first messages", "distinct_exposing_first_messages")]
+                   ("distinct exposing first messages", "distinct_exposing_first_messages"),
+                   ("distinct-2 of the exposing triggers", "exposing_distinct_2")]
 STANDARD_MODELS = ("base", "warm start", "trained", "scripted")
 
 
