@@ -37,6 +37,8 @@ def test_the_report_counts_per_model() -> None:
     assert (reports["warm"]["triggers"], reports["warm"]["novel"], reports["warm"]["novel_share"]) == (2, 1, 0.5)
     assert (reports["trained"]["triggers"], reports["trained"]["novel"]) == (1, 1)
     assert reports["warm"]["most_novel"][0]["trigger"].startswith("My cousin")
+    training = novelty_report([{"epoch": 3, "trigger_message": "WN1?"}], DEMONSTRATION_LINES)
+    assert [(r["model"], r["novel"]) for r in training] == [("training rollouts", 0)]
     with pytest.raises(ValueError, match="threshold"):
         novelty_report(findings, DEMONSTRATION_LINES, threshold=0.0)
 

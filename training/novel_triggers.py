@@ -11,8 +11,9 @@ novelty, and each shape is framed by start and end marks, so a one-word trigger 
 
     python -m training.novel_triggers --findings RUN/findings.jsonl --demonstrations RUN/warm_start/demonstrations
 
-prints one JSON line per model of the findings file: its triggers, the novel ones, their share, and the three most
-novel triggers with their nearest demonstration line.
+prints one JSON line per model of the findings file (a training run's own ``findings.jsonl``: "training rollouts";
+its ``final_findings/findings.jsonl``: each column of the held-out comparison): its triggers, the novel ones, their
+share, and the three most novel triggers with their nearest demonstration line.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def novelty_report(findings: Sequence[dict[str, Any]], lines: Sequence[str],
     by_model: dict[str, list[str]] = {}
     for finding in findings:
         if finding.get("trigger_message"):
-            by_model.setdefault(str(finding.get("model", "")), []).append(str(finding["trigger_message"]))
+            model = finding.get("model") or "training rollouts"  # a run's own findings.jsonl has epochs, no model
+            by_model.setdefault(str(model), []).append(str(finding["trigger_message"]))
     reports = []
     for model, triggers in by_model.items():
         nearest = nearest_lines(triggers, lines)
