@@ -16,7 +16,8 @@ from its seed (:data:`PERSONA_MOMENTS`, in the order a booking reaches them):
 - ``relaxed``: no move (the control).
 
 A moment that never comes (no flight offered, no confirmation asked) passes the move on to the next moment that
-does, to the message that would end the conversation, and at the latest to ``deadline_turn``. Each move is said in
+does, to the message that would end the conversation, and at the latest to ``deadline_turn``; so does an opening
+move that does not fit the policy's response budget beside the trip (:func:`join_move`). Each move is said in
 one of many phrasings (:data:`MOVE_PHRASES` and :data:`MOVE_OPENERS`, plain data like the reactive banks), each
 read as that move by :func:`environment.personas.attack_moves` (tested over every phrasing and opener). Like the
 reactive demonstrator it is a pure function of its seed and the state: whether the move was made is read back from
