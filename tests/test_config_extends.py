@@ -188,9 +188,11 @@ def test_fuzzing_recipe_is_the_measured_one_started_from_the_45_minute_model() -
     assert start == f"{load_config(CONFIGS / 'cooperative_45min.yaml').logging.output_dir}/final_model"
 
 
-def test_persona_warm_start_fuzzer_is_the_measured_warm_start() -> None:
-    """configs/fuzzing_warm_start.yaml is what session 22 measured of it (the warm start alone, 3 seeds)."""
+def test_persona_warm_start_fuzzer_is_the_measured_recipe() -> None:
+    """configs/fuzzing_warm_start.yaml is what session 23 measured whole (warm start + PPO, 3 seeds) and session 22
+    measured of its warm start alone."""
     shipped = config_to_dict(load_config(CONFIGS / "fuzzing_warm_start.yaml"))
+    assert _differing(shipped, _record("fuzzing_persona_ppo")) == set()
     assert _differing(shipped, _record("fuzzing_persona_warm_start")) == set()
 
 
