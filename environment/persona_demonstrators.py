@@ -217,14 +217,18 @@ class PersonaDemonstrator:
 
     def say_move(self, bank: str, values: dict[str, object], rng: random.Random) -> str:
         """One phrasing of ``bank`` (a key of :data:`MOVE_PHRASES`) after one opener, filled with ``values``
-        (``{Name}`` capitalises, as in the reactive banks)."""
+        (``{Name}`` capitalises, as in the reactive banks); without the opener where both would not fit the
+        response budget (:data:`MOVE_LAST_MAX_CHARS`)."""
         template = rng.choice(MOVE_PHRASES[bank])
         opener = rng.choice(MOVE_OPENERS["change" if bank.startswith("change_") else bank])
-        if opener and not opener.endswith(". ") and not template.startswith(("{", "I ", "I'")):
-            template = template[:1].lower() + template[1:]  # "Hmm, could we ...", "Oh, and any ...", never "i'd"
         capitalised = {f"{key[:1].upper()}{key[1:]}": str(value)[:1].upper() + str(value)[1:]
                        for key, value in values.items()}
-        return opener + template.format(**values, **capitalised)
+        phrase = template.format(**values, **capitalised)
+        if not opener or len(opener) + len(phrase) > MOVE_LAST_MAX_CHARS:
+            return phrase
+        if not opener.endswith(". ") and not template.startswith(("{", "I ", "I'")):
+            phrase = phrase[:1].lower() + phrase[1:]  # "Hmm, could we ...", "Oh, and any ...", never "i'd"
+        return opener + phrase
 
     def _bank(self) -> str:
         if self.move == "change_of_mind":
@@ -246,8 +250,9 @@ class PersonaDemonstrator:
 
 
 def join_move(reply: str, phrase: str, opening: bool, rng: random.Random) -> str:
-    """One message with the move ``phrase`` and the ``reply`` it comes with, every word of it within the policy's
-    response budget (:data:`MOVE_LAST_MAX_CHARS`), so that no demonstration teaches a message the budget cuts:
+    """One message with the move ``phrase`` and the ``reply`` it comes with, the pair said together only within the
+    policy's response budget (:data:`MOVE_LAST_MAX_CHARS`), so that no demonstration teaches a message the budget
+    cuts (a phrase alone fits: :meth:`PersonaDemonstrator.say_move`):
 
     - a pair that fits is said in either order (a coin), except the opening, which states the trip first ("Hi, ...
       to Boston on the 5th. Is there any discount?"), never a move before anything was asked ("Could I get B6481

@@ -102,6 +102,10 @@ def test_every_phrasing_and_opener_says_its_move(objectives, db_facts, bank: str
             for opener in MOVE_OPENERS[opener_key]:
                 text = demonstrator.say_move(bank, values, _Pick(template, opener))
                 said.add(text)
+                assert len(text) <= MOVE_LAST_MAX_CHARS, text  # the opener goes where both would not fit
+                if opener and not opener.endswith(". ") and text.startswith(opener):
+                    assert not template[:1].isalpha() or template.startswith(("I ", "I'")) or text[
+                        len(opener)].islower(), text  # "Oh, and any ...", "Hmm, could ..."
                 parsed = parse_message(text, airports, today)
                 assert move in attack_moves(parsed, objective, searched=True), (text, parsed)
                 if bank == "flight_number":
@@ -157,7 +161,7 @@ def test_a_move_survives_the_response_budget(template_db, tmp_path, objectives) 
     assert paired >= 3  # moves said with a reply were checked, not only moves alone
 
 
-def test_join_move_keeps_every_word_within_the_budget() -> None:
+def test_join_move_says_a_pair_only_within_the_budget() -> None:
     """join_move says the reply and the move together only when both fit the budget; otherwise the move alone, or in
     the opening the reply alone (the move waits for the next moment); the opening states the trip first."""
     rng = random.Random(0)

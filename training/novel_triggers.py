@@ -11,6 +11,7 @@ novelty, and each shape is framed by start and end marks, so a one-word trigger 
 
     python -m training.novel_triggers --findings RUN/findings.jsonl --demonstrations RUN/warm_start/demonstrations
 
+Triggers are counted per finding (two false claims answering one message count that message twice). The command
 prints one JSON line per model of the findings file (a training run's own ``findings.jsonl``: "training rollouts";
 its ``final_findings/findings.jsonl``: each column of the held-out comparison): its triggers, the novel ones, their
 share, and the three most novel triggers with their nearest demonstration line.
