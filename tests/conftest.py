@@ -46,6 +46,16 @@ def _single_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_accelerate_state() -> None:
+    """Each test module starts with accelerate's process-wide state unset. An in-process ``SFTTrainer`` in bf16 (the
+    warm start's "auto" on a bf16 CPU) leaves it set, and the next module's ``Accelerator`` would inherit it and
+    autocast every forward it prepares in bf16, so exact float32 comparisons of another module would fail."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 
