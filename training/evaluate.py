@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The model libraries load only once the config is known to be good (a bad one fails in about a second).
     from training.evaluation import SCRIPTED, markdown
-    from training.findings import FINDINGS_JSONL, append_findings, findings_from, write_findings_report
+    from training.findings import write_comparison_findings
 
     for path in ([args.objectives] if args.objectives else []) + [m for m in (args.compare or [args.model])
                                                                    if m not in ("base", SCRIPTED)]:
@@ -117,10 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = "python training/evaluate.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if config.mode == "adversarial":
-        (out / FINDINGS_JSONL).unlink(missing_ok=True)
-        append_findings(out / FINDINGS_JSONL, [f for m, (_, records) in results.items()
-                                               for f in findings_from(records, model=m)])
-        write_findings_report(out, f"Fuzzing findings: {command}")
+        write_comparison_findings(out, {m: records for m, (_, records) in results.items()},
+                                  f"Fuzzing findings: {command}")
     (out / "evaluation.json").write_text(json.dumps({"command": command, "reports": reports}, indent=1,
                                                     default=float))
     (out / "evaluation.md").write_text(markdown(reports, command))

@@ -330,6 +330,18 @@ def write_findings_report(directory: Path, title: str = "Fuzzing findings") -> P
     return path
 
 
+def write_comparison_findings(directory: Path, records_by_model: dict[str, Sequence[EpisodeRecord]],
+                               title: str) -> Path:
+    """The findings of models played side by side on the same objectives (``evaluate.py``, a run's end-of-run
+    comparison): ``findings.jsonl`` in ``directory`` rewritten with each model's, labelled ``model``, and
+    ``findings.md``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / FINDINGS_JSONL).unlink(missing_ok=True)
+    append_findings(directory / FINDINGS_JSONL, [finding for model, records in records_by_model.items()
+                                                 for finding in findings_from(records, model=model)])
+    return write_findings_report(directory, title)
+
+
 def write_epoch_findings(output_dir: Path, epoch: int, findings: Sequence[dict[str, Any]], writer: Any = None) -> None:
     """A training epoch's findings: appended to ``findings.jsonl`` (replacing any left from this epoch on by a
     resumed run), ``findings.md`` rewritten, and, given a TensorBoard ``SummaryWriter``, the epoch's most diverse

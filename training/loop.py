@@ -33,11 +33,10 @@ from training.evaluation import auto_user_config, evaluate_auto_user, final_tabl
 from training.findings import (
     FINAL_FINDINGS_DIR,
     FINDINGS_JSONL,
-    append_findings,
     findings_from,
     read_findings,
+    write_comparison_findings,
     write_epoch_findings,
-    write_findings_report,
 )
 from training.metrics import (
     METRICS_FILE,
@@ -336,12 +335,9 @@ class TrainingRun:
         reports = {name: report for name, (report, _) in played.items()}
         command = f"end of training run ({self.output_dir})"
         if self.config.mode == "adversarial":  # the held-out exposures of every column, as evaluate.py writes them
-            directory = self.output_dir / FINAL_FINDINGS_DIR
-            directory.mkdir(exist_ok=True)
-            (directory / FINDINGS_JSONL).unlink(missing_ok=True)
-            append_findings(directory / FINDINGS_JSONL, [finding for name, (_, records) in played.items()
-                                                         for finding in findings_from(records, model=name)])
-            write_findings_report(directory, f"Fuzzing findings on the held-out comparison: {command}")
+            write_comparison_findings(self.output_dir / FINAL_FINDINGS_DIR,
+                                      {name: records for name, (_, records) in played.items()},
+                                      f"Fuzzing findings on the held-out comparison: {command}")
         (self.output_dir / "final_evaluation.json").write_text(json.dumps({"reports": reports}, indent=1,
                                                                            default=float))
         (self.output_dir / "final_evaluation.md").write_text(markdown(reports, command))
